@@ -1,0 +1,1 @@
+"""Hydra-configured Keras recurrent stacks, shape-checked and recorded in MLflow."""

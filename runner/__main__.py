@@ -1,0 +1,59 @@
+"""python -m runner: one job per config; `-m` sweeps a grid, one MLflow parent per sweep."""
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from runner.schema import register_schema
+
+register_schema()
+
+
+def _run_name(hydra_cfg) -> str:
+    return hydra_cfg.job.override_dirname or "defaults"
+
+
+def explain(cfg: DictConfig) -> bool:
+    """Print the oracle's table for this config; no TensorFlow, no store."""
+    from runner.report import explain_table
+    from runner.shapes import StackError
+    from runner.spec import job_spec
+
+    name = _run_name(HydraConfig.get())
+    try:
+        spec = job_spec(cfg)
+    except StackError as error:
+        print(f"{name} -> invalid: {error}")
+        return False
+    print(explain_table(f"{spec.label}  [{name}]", spec.expected))
+    return True
+
+
+def run(cfg: DictConfig) -> bool:
+    """Make inputs, build, predict, check, record; print the notebook's line."""
+    from runner.job import run_job
+
+    hydra_cfg = HydraConfig.get()
+    choices = {k: str(v) for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")}
+    tags = {"job.num": str(hydra_cfg.job.num) if hydra_cfg.mode == RunMode.MULTIRUN else "0",
+            "job.output_dir": hydra_cfg.runtime.output_dir}
+    outcome = run_job(cfg, _run_name(hydra_cfg), tags, choices,
+                      Path(hydra_cfg.runtime.output_dir), cfg.tolerance)
+    print(outcome.line, flush=True)
+    return outcome.error is None
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> bool:
+    ok = explain(cfg) if cfg.mode == "explain" else run(cfg)
+    if not ok and HydraConfig.get().mode != RunMode.MULTIRUN:
+        sys.exit(1)
+    return ok  # a multirun's exit code is decided once every job has run (runner.callbacks)
+
+
+if __name__ == "__main__":
+    main()

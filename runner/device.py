@@ -1,0 +1,41 @@
+"""What the job ran on: device kind and name, framework and build versions."""
+
+import os
+import platform
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_device() -> dict:
+    """Device tags for the run: `device.kind`, `device.name`, `device.count` and versions."""
+    import keras
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        name = details.get("device_name", gpus[0].name)
+        device = {"device.kind": "GPU", "device.name": name, "device.count": str(len(gpus))}
+    else:
+        cpus = tf.config.list_physical_devices("CPU")
+        device = {"device.kind": "CPU", "device.name": _cpu_name(), "device.count": str(len(cpus))}
+    device.update({
+        "tensorflow.version": tf.__version__,
+        "keras.version": keras.__version__,
+        "python.version": platform.python_version(),
+        "cpu.cores": str(os.cpu_count()),
+    })
+    build = tf.sysconfig.get_build_info()
+    for key, tag in (("cuda_version", "cuda.build_version"), ("cudnn_version", "cudnn.build_version")):
+        if build.get(key):
+            device[tag] = str(build[key])
+    return device

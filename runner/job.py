@@ -1,0 +1,176 @@
+"""One job, as the notebook does it: make inputs, build, predict, check; then record."""
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from runner import tracking
+from runner.shapes import format_shape, outputs_line
+from runner.spec import JobSpec, job_spec, resolved
+
+
+class CheckError(RuntimeError):
+    """Keras disagrees with the oracle or the NumPy reference: the run fails."""
+
+
+@dataclass
+class JobOutcome:
+    label: str
+    outputs: dict = field(default_factory=dict)  # name -> shape
+    error: Optional[BaseException] = None
+
+    @property
+    def line(self) -> str:
+        """`bilstm return_sequences=True -> output (4, 30, 6)`, as the notebook prints it."""
+        if self.error is not None:
+            first = str(self.error).splitlines()[0] if str(self.error) else ""
+            return f"{self.label} -> FAILED: {type(self.error).__name__}: {first}"
+        return f"{self.label} -> {outputs_line(self.outputs)}"
+
+
+def flatten(node, prefix: str = "") -> dict:
+    """Every leaf of a nested dict/list as `a.b.0.c` -> str(value)."""
+    if isinstance(node, dict) and node:
+        items = node.items()
+    elif isinstance(node, list) and node:
+        items = enumerate(node)
+    else:
+        return {prefix: str(node)}
+    flat = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def predictions_sha256(inputs: np.ndarray, outputs: dict) -> str:
+    """One digest over the inputs and every named output: equal digests, equal numbers."""
+    digest = hashlib.sha256()
+    for name, array in [("input", inputs), *sorted(outputs.items())]:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def predict(model, inputs: np.ndarray) -> tuple:
+    """Named outputs as NumPy arrays, and the seconds the prediction took."""
+    start = time.perf_counter()
+    outputs = model.predict_on_batch(inputs)
+    seconds = time.perf_counter() - start
+    return {name: np.asarray(value) for name, value in outputs.items()}, seconds
+
+
+def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict) -> dict:
+    """Keras against the oracle (shapes, parameter counts) and the NumPy reference (values)."""
+    from runner.model import layer_output_shapes
+    from runner.reference import max_abs_err, reference_outputs
+
+    keras_layers = layer_output_shapes(model, spec.plan)
+    actual = {name: tuple(array.shape) for name, array in outputs.items()}
+    problems = []
+    layers = []
+    for layer, layer_plan, shapes in zip(model.layers[1:], spec.plan.layers, keras_layers):
+        params = layer.count_params()
+        if shapes != layer_plan.outputs:
+            problems.append(f"model.layers.{layer_plan.index}: Keras gives {shapes}, "
+                            f"the oracle {layer_plan.outputs}")
+        if params != layer_plan.param_count:
+            problems.append(f"model.layers.{layer_plan.index}: Keras counts {params} params, "
+                            f"the formula {layer_plan.param_count}")
+        layers.append({
+            "index": layer_plan.index,
+            "layer": layer_plan.label,
+            "keras_name": layer.name,
+            "output_shapes": {k: list(v) for k, v in shapes.items()},
+            "expected_output_shapes": {k: list(v) for k, v in layer_plan.outputs.items()},
+            "param_count": params,
+            "expected_param_count": layer_plan.param_count,
+        })
+    if actual != spec.expected.outputs:
+        problems.append(f"outputs: Keras gives {actual}, the oracle {spec.expected.outputs}")
+    param_count = model.count_params()
+    if param_count != spec.plan.param_count:
+        problems.append(f"param_count: Keras counts {param_count}, the formula {spec.plan.param_count}")
+    weights = [layer.get_weights() for layer in model.layers[1:]]
+    reference = reference_outputs(spec.layers, spec.plan, weights, inputs)
+    error = max_abs_err(outputs, reference)
+    return {
+        "input": list(inputs.shape),
+        "outputs": {k: list(v) for k, v in actual.items()},
+        "expected_outputs": {k: list(v) for k, v in spec.expected.outputs.items()},
+        "layers": layers,
+        "param_count": param_count,
+        "expected_param_count": spec.plan.param_count,
+        "match": actual == spec.expected.outputs and not problems,
+        "oracle.max_abs_err": error,
+        "problems": problems,
+    }
+
+
+def _write_artifacts(directory: Path, cfg: DictConfig, model, inputs: np.ndarray, outputs: dict,
+                     shapes: dict, device: dict) -> None:
+    (directory / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (directory / "shapes.json").write_text(json.dumps(shapes, indent=2))
+    (directory / "device.json").write_text(json.dumps(device, indent=2))
+    np.savez(directory / "predictions.npz", input=inputs, **outputs)
+    summary = io.StringIO()
+    model.summary(print_fn=lambda line, line_break=True: summary.write(line + "\n"))
+    (directory / "model_summary.txt").write_text(summary.getvalue())
+
+
+def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, output_dir: Path,
+            tolerance: float) -> JobOutcome:
+    """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
+    run_id = tracking.start_job(cfg.tracking, run_name, job_tags)
+    artifact_dir = output_dir / "artifacts"
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    params, tags, metrics = dict(choices), {}, {}
+    outcome = JobOutcome(label=run_name)
+    try:
+        params.update(flatten(resolved(cfg)))
+        spec = job_spec(cfg)
+        outcome.label = spec.label
+        tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
+        import keras
+
+        from runner.data import make_inputs
+        from runner.device import describe_device
+        from runner.model import build_model
+
+        keras.backend.clear_session()  # fresh layer names and graph state for every job
+        keras.utils.set_random_seed(cfg.seed)
+        inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
+        model = build_model(spec.layers, spec.plan, spec.name)
+        outputs, seconds = predict(model, inputs)
+        checks = check_outputs(spec, model, inputs, outputs)
+        device = describe_device()
+        _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device)
+
+        outcome.outputs = {name: tuple(array.shape) for name, array in outputs.items()}
+        main = outputs.get("output", outputs.get("forward_output"))
+        tags.update(device)
+        tags.update({"shape.input": format_shape(inputs.shape),
+                     "shape.match": str(checks["match"]).lower(),
+                     "predictions.sha256": predictions_sha256(inputs, outputs),
+                     "mlflow.note.content": outcome.line})
+        tags.update({f"shape.{k}": format_shape(v) for k, v in outcome.outputs.items()})
+        metrics.update({"param_count": checks["param_count"], "predict_seconds": seconds,
+                        "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
+                        "output.abs_max": float(np.max(np.abs(main))),
+                        "oracle.max_abs_err": checks["oracle.max_abs_err"]})
+        if checks["problems"]:
+            raise CheckError("; ".join(checks["problems"]))
+        if not checks["oracle.max_abs_err"] <= tolerance:
+            raise CheckError(f"oracle.max_abs_err {checks['oracle.max_abs_err']:.3g} exceeds "
+                                 f"tolerance {tolerance:g}: Keras and the NumPy reference disagree")
+    except (Exception, SystemExit) as error:
+        outcome.error = error
+    tracking.finish_job(cfg.tracking, run_id, params, tags, metrics, artifact_dir, outcome.error)
+    return outcome

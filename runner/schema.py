@@ -1,0 +1,63 @@
+"""The typed shape of the composed config: typos and wrong types fail at compose time."""
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class MergeMode(str, Enum):
+    concat = "concat"
+    sum = "sum"
+    mul = "mul"
+    ave = "ave"
+    none = "none"
+
+
+class Mode(str, Enum):
+    run = "run"  # build, predict, check and record
+    explain = "explain"  # print the shapes the oracle expects; no TensorFlow, no store
+
+
+@dataclass
+class ModelSchema:
+    name: str = MISSING
+    units: int = MISSING
+    input_shape: List[Optional[int]] = MISSING  # per example; null = any number of timesteps
+    data_scale: float = 1.0  # the scale the notebook draws this stack's inputs at
+    layers: List[Any] = MISSING  # free-form: real Keras classes by _target_
+
+
+@dataclass
+class DataSchema:
+    batch_size: int = 4
+    timesteps: int = 30
+    features: int = 1
+    scale: float = 1.0
+
+
+@dataclass
+class TrackingSchema:
+    uri: Optional[str] = None  # MLFLOW_TRACKING_URI wins when set
+    experiment: str = "rnn-shapes"
+    artifact_root: Optional[str] = None  # default: beside a sqlite store, else the server's
+
+
+@dataclass
+class RunnerSchema:
+    model: ModelSchema = field(default_factory=ModelSchema)
+    data: DataSchema = field(default_factory=DataSchema)
+    tracking: TrackingSchema = field(default_factory=TrackingSchema)
+    return_sequences: bool = False
+    return_state: bool = False
+    merge_mode: MergeMode = MergeMode.concat
+    seed: int = 0
+    mode: Mode = Mode.run
+    tolerance: float = 1e-5  # largest oracle.max_abs_err a run may have
+
+
+def register_schema() -> None:
+    """Make `runner_schema` available to the defaults list of conf/config.yaml."""
+    ConfigStore.instance().store(name="runner_schema", node=RunnerSchema)

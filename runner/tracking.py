@@ -1,0 +1,126 @@
+"""Every MLflow call of the runner: the store, a sweep's parent run, each job's run."""
+
+import os
+import traceback
+from pathlib import Path
+from typing import Optional
+
+from runner.report import summary_table
+
+PARENT_RUN_ENV = "RUNNER_PARENT_RUN_ID"
+URI_ENV = "MLFLOW_TRACKING_URI"
+ERROR_TAG_LIMIT = 5000  # MLflow keeps tag values up to 8000 characters; the artifact has it all
+
+
+def tracking_uri(tracking_cfg) -> str:
+    """MLFLOW_TRACKING_URI when set, else the config's store."""
+    return os.environ.get(URI_ENV) or tracking_cfg.uri
+
+
+def _artifact_location(uri: str, tracking_cfg) -> Optional[str]:
+    if tracking_cfg.artifact_root:
+        return str(Path(tracking_cfg.artifact_root).absolute())
+    if uri.startswith("sqlite:///"):
+        return str(Path(uri[len("sqlite:///"):]).parent / "mlartifacts")
+    return None  # a tracking server decides (and proxies) where artifacts go
+
+
+def open_store(tracking_cfg):
+    """The client and experiment id; creates the store and the experiment on first use."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri(tracking_cfg)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name(tracking_cfg.experiment)
+    if experiment is not None:
+        return client, experiment.experiment_id
+    try:
+        return client, client.create_experiment(
+            tracking_cfg.experiment, artifact_location=_artifact_location(uri, tracking_cfg)
+        )
+    except MlflowException:  # created meanwhile by another process
+        return client, client.get_experiment_by_name(tracking_cfg.experiment).experiment_id
+
+
+def start_sweep(tracking_cfg, name: str, tags: dict) -> str:
+    """Create a multirun's parent run before any job starts; returns its id."""
+    client, experiment_id = open_store(tracking_cfg)
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    return run.info.run_id
+
+
+def start_job(tracking_cfg, name: str, tags: dict) -> str:
+    """Create one job's run, nested under the sweep's parent when there is one."""
+    client, experiment_id = open_store(tracking_cfg)
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if parent:
+        tags = {**tags, "mlflow.parentRunId": parent}
+    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+
+def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dict,
+               artifact_dir: Path, error: Optional[BaseException] = None) -> None:
+    """Log everything a job produced in one batch, then end its run FINISHED or FAILED."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    client, _ = open_store(tracking_cfg)
+    if error is not None:
+        (artifact_dir / "error.txt").write_text(
+            "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        )
+        tags = {**tags, "error": f"{type(error).__name__}: {error}"[:ERROR_TAG_LIMIT]}
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+        params=[Param(k, v) for k, v in params.items()],
+        tags=[RunTag(k, str(v)) for k, v in tags.items()],
+    )
+    if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
+        client.log_artifacts(run_id, str(artifact_dir))
+    client.set_terminated(run_id, "FAILED" if error is not None else "FINISHED")
+
+
+SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "expected.output",
+                   "shape.match", "param_count", "oracle.max_abs_err", "error")
+
+
+def finish_sweep(tracking_cfg, parent_id: str) -> list:
+    """Summarise the parent's children into its `summary` table, end it, return the rows."""
+    client, experiment_id = open_store(tracking_cfg)
+    children = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+        max_results=10000,
+    )
+    rows = []
+    for child in sorted(children, key=lambda run: int(run.data.tags.get("job.num", 0))):
+        info, data = child.info, child.data
+        seconds = ((info.end_time or info.start_time) - info.start_time) / 1000.0
+        rows.append({
+            "job": int(data.tags.get("job.num", 0)),
+            "overrides": info.run_name,
+            "status": info.status,
+            "seconds": round(seconds, 2),
+            "shape.output": data.tags.get("shape.output", ""),
+            "expected.output": data.tags.get("expected.output", ""),
+            "shape.match": data.tags.get("shape.match", ""),
+            "param_count": int(data.metrics["param_count"]) if "param_count" in data.metrics else "",
+            "oracle.max_abs_err": data.metrics.get("oracle.max_abs_err", ""),
+            "error": data.tags.get("error", "").splitlines()[0] if data.tags.get("error") else "",
+            "outputs": {k[len("shape."):]: v for k, v in data.tags.items()
+                        if k.startswith("shape.") and k not in ("shape.match", "shape.input")},
+            "expected": {k[len("expected."):]: v for k, v in data.tags.items()
+                         if k.startswith("expected.")},
+        })
+    failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
+    client.log_table(parent_id, data={c: [row[c] for row in rows] for c in SUMMARY_COLUMNS},
+                     artifact_file="summary.json")
+    client.log_text(parent_id, summary_table(rows), "summary.txt")
+    client.set_tag(parent_id, "jobs.total", str(len(rows)))
+    client.set_tag(parent_id, "jobs.failed", str(len(failed)))
+    if failed:
+        client.set_tag(parent_id, "jobs.failed_cells", "; ".join(failed)[:ERROR_TAG_LIMIT])
+    client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
+    return rows
