@@ -3,6 +3,7 @@
 import sys
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict, read_write
 
@@ -22,6 +23,7 @@ class SweepRun(Callback):
             return
         from runner import tracking
 
+        HydraConfig.instance().set_config(config)  # so `${hydra:runtime.cwd}` resolves here too
         uri = tracking.tracking_uri(config.tracking)
         name = " ".join(config.hydra.overrides.task) or "multirun"
         self.parent_id = tracking.start_sweep(

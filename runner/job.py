@@ -62,7 +62,7 @@ def predictions_sha256(inputs: np.ndarray, outputs: dict) -> str:
 def predict(model, inputs: np.ndarray) -> tuple:
     """Named outputs as NumPy arrays, and the seconds the prediction took."""
     start = time.perf_counter()
-    outputs = model.predict_on_batch(inputs)
+    outputs = model(inputs, training=False)
     seconds = time.perf_counter() - start
     return {name: np.asarray(value) for name, value in outputs.items()}, seconds
 
@@ -128,6 +128,12 @@ def _write_artifacts(directory: Path, cfg: DictConfig, model, inputs: np.ndarray
 def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, output_dir: Path,
             tolerance: float) -> JobOutcome:
     """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
+    import keras
+
+    from runner.data import make_inputs
+    from runner.device import describe_device
+    from runner.model import build_model
+
     run_id = tracking.start_job(cfg.tracking, run_name, job_tags)
     artifact_dir = output_dir / "artifacts"
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -138,12 +144,6 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
         spec = job_spec(cfg)
         outcome.label = spec.label
         tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
-        import keras
-
-        from runner.data import make_inputs
-        from runner.device import describe_device
-        from runner.model import build_model
-
         keras.backend.clear_session()  # fresh layer names and graph state for every job
         keras.utils.set_random_seed(cfg.seed)
         inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)

@@ -31,8 +31,8 @@ def job_spec(cfg: DictConfig) -> JobSpec:
     input_shape = data_shape(model["input_shape"], data["batch_size"], data["timesteps"],
                              data["features"])
     layers = model["layers"]
+    expected = plan_stack(layers, input_shape)  # first: its errors name concrete sizes
     plan = plan_stack(layers, (None, *model["input_shape"]))
-    expected = plan_stack(layers, input_shape)
     bidirectional = any(layer.get("_target_") == "keras.layers.Bidirectional" for layer in layers)
     label = knob_label(model["name"], config["return_sequences"], config["return_state"],
                        config["merge_mode"], bidirectional)

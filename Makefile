@@ -1,0 +1,23 @@
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 5000
+
+.PHONY: run test ui explain bench
+
+# A fresh machine needs only Python 3.11: the venv and the pinned dependencies are made here.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed  ## the notebook's 8 cells as one sweep, recorded in outputs/mlflow.db
+	$(PY) -m runner -m sweep=seed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+ui: $(VENV)/.installed  ## the MLflow UI over the embedded store, on 127.0.0.1 only
+	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
+		--backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db

@@ -1,0 +1,100 @@
+"""User stories, each through `python -m runner` in a subprocess, read back with MlflowClient."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import runs_of
+
+DEVICE_TAGS = ("device.kind", "device.name", "device.count", "tensorflow.version",
+               "keras.version", "python.version")
+ARTIFACTS = ["config.yaml", "device.json", "model_summary.txt", "predictions.npz", "shapes.json"]
+
+
+def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
+    result = run_cli("model=bilstm", "return_sequences=true")
+    assert result.returncode == 0, result.stderr
+    assert "bilstm return_sequences=True -> output (4, 30, 6)" in result.stdout
+
+    [run] = runs_of(client)
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "model=bilstm,return_sequences=true"
+    assert tags["shape.input"] == "(4, 30, 1)"
+    assert tags["shape.output"] == "(4, 30, 6)"
+    assert tags["shape.match"] == "true"
+    assert len(tags["predictions.sha256"]) == 64
+    assert tags["device.kind"] in ("CPU", "GPU")
+    assert all(tags[t] for t in DEVICE_TAGS)
+    assert tags["tensorflow.version"] == "2.21.0"
+    assert "mlflow.parentRunId" not in tags
+
+    # every leaf of the resolved config, flattened, plus the config-group choices
+    assert params["model"] == "bilstm" and params["data"] == "default"
+    assert params["model.layers.0._target_"] == "keras.layers.Bidirectional"
+    assert params["model.layers.0.layer.units"] == "3"
+    assert params["model.layers.0.layer.return_sequences"] == "True"
+    assert params["return_sequences"] == "True"
+    assert params["data.batch_size"] == "4" and params["data.timesteps"] == "30"
+    assert params["merge_mode"] == "concat"
+
+    assert metrics["param_count"] == 120
+    assert metrics["predict_seconds"] > 0
+    assert metrics["output.abs_max"] >= metrics["output.std"] > 0
+    assert metrics["oracle.max_abs_err"] < 1e-5
+
+    names = sorted(a.path for a in client.list_artifacts(run.info.run_id))
+    assert names == ARTIFACTS
+    local = client.download_artifacts(run.info.run_id, "", str(tmp_path / "down"))
+    shapes = json.loads(open(f"{local}/shapes.json").read())
+    assert shapes["input"] == [4, 30, 1]
+    assert shapes["outputs"] == {"output": [4, 30, 6]}
+    assert shapes["layers"][0]["output_shapes"] == {"output": [None, 30, 6]}
+    assert shapes["layers"][0]["param_count"] == 120
+    with np.load(f"{local}/predictions.npz") as npz:
+        assert npz["input"].shape == (4, 30, 1) and npz["output"].shape == (4, 30, 6)
+    assert json.loads(open(f"{local}/device.json").read())["device.kind"] == tags["device.kind"]
+    assert "Bidirectional" in open(f"{local}/model_summary.txt").read()
+    assert "return_sequences: true" in open(f"{local}/config.yaml").read()
+
+
+def test_same_config_twice_gives_the_same_predictions(run_cli, client):
+    for _ in range(2):
+        assert run_cli("model=gru", "seed=7").returncode == 0
+    first, second = runs_of(client)
+    assert first.data.tags["predictions.sha256"] == second.data.tags["predictions.sha256"]
+    assert run_cli("model=gru", "seed=8").returncode == 0
+    assert runs_of(client)[2].data.tags["predictions.sha256"] != first.data.tags["predictions.sha256"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["model=transformer"], "Could not find 'model/transformer'"),
+    (["return_sequence=true"], "return_sequence"),
+    (["data.batch_size=two"], "data.batch_size"),
+    (["merge_mode=avg"], "merge_mode"),
+])
+def test_bad_input_is_refused_when_composed(run_cli, args, message, tmp_path):
+    result = run_cli(*args)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # refused before any run was created
+
+
+def test_unknown_model_lists_the_choices(run_cli):
+    result = run_cli("model=transformer")
+    assert "Available options" in result.stderr
+    for choice in ("bilstm", "gru", "lambda_lstm", "lstm", "simple_rnn"):
+        assert choice in result.stderr
+
+
+def test_hostile_target_is_never_instantiated(run_cli, client, tmp_path):
+    canary = tmp_path / "canary"
+    result = run_cli("model=lstm", "model.layers.0._target_=os.system",
+                     f"+model.layers.0.command='touch {canary}'")
+    assert result.returncode == 1
+    assert "model.layers.0._target_: 'os.system' may not be instantiated" in result.stdout
+    assert not canary.exists()
+    [run] = runs_of(client)
+    assert run.info.status == "FAILED"
+    assert "os.system" in run.data.tags["error"]

@@ -1,0 +1,67 @@
+"""Sweeps: one parent per multirun, a child per cell, a summary; failures lose nothing."""
+
+import json
+
+from conftest import runs_of
+
+SEED_TABLE = {
+    "model=simple_rnn,return_sequences=false": "(4, 3)",
+    "model=simple_rnn,return_sequences=true": "(4, 30, 3)",
+    "model=lstm,return_sequences=false": "(4, 3)",
+    "model=lstm,return_sequences=true": "(4, 30, 3)",
+    "model=bilstm,return_sequences=false": "(4, 6)",
+    "model=bilstm,return_sequences=true": "(4, 30, 6)",
+    "model=lambda_lstm,return_sequences=false": "(4, 1)",
+    "model=lambda_lstm,return_sequences=true": "(4, 30, 1)",
+}
+
+
+def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
+    result = run_cli("-m", "sweep=seed")
+    assert result.returncode == 0, result.stderr
+    runs = runs_of(client)
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(runs) == 9 and len(children) == 8
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name == "sweep=seed"
+    assert parent.data.tags["jobs.total"] == "8" and parent.data.tags["jobs.failed"] == "0"
+    assert {c.info.run_name.lower(): c.data.tags["shape.output"] for c in children} == SEED_TABLE
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert sorted(int(c.data.tags["job.num"]) for c in children) == list(range(8))
+
+    local = client.download_artifacts(parent.info.run_id, "", str(tmp_path / "parent"))
+    summary = json.loads(open(f"{local}/summary.json").read())
+    rows = [dict(zip(summary["columns"], row)) for row in summary["data"]]
+    assert [r["job"] for r in rows] == list(range(8))
+    assert {r["overrides"].lower(): r["shape.output"] for r in rows} == SEED_TABLE
+    assert {r["status"] for r in rows} == {"FINISHED"}
+    assert all(r["seconds"] >= 0 for r in rows)
+    text = open(f"{local}/summary.txt").read()
+    assert "model=bilstm,return_sequences=True" in text and "(4, 30, 6)" in text
+
+    # the same table is what the person at the terminal sees
+    for line in ("simple_rnn return_sequences=False -> output (4, 3)",
+                 "lambda_lstm return_sequences=True -> output (4, 30, 1)"):
+        assert line in result.stdout
+    assert "job  overrides" in result.stdout
+
+
+def test_a_failing_cell_fails_alone(run_cli, client):
+    result = run_cli("-m", "model=lambda_lstm", "model.layers.1.return_sequences=true,false",
+                     "model.units=4")
+    assert result.returncode == 1
+    assert "1 of 2 jobs failed" in result.stderr
+    runs = runs_of(client)
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.info.run_name: r for r in runs if r is not parent}
+    good = children["model.layers.1.return_sequences=True,model.units=4,model=lambda_lstm"]
+    bad = children["model.layers.1.return_sequences=False,model.units=4,model=lambda_lstm"]
+    assert good.info.status == "FINISHED" and good.data.tags["shape.output"] == "(4, 1)"
+    assert bad.info.status == "FAILED"
+    assert "model.layers.2: LSTM needs a 3-D input" in bad.data.tags["error"]
+    assert [a.path for a in client.list_artifacts(bad.info.run_id)] == ["error.txt"]
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["jobs.failed"] == "1"
+    assert parent.data.tags["jobs.failed_cells"] == bad.info.run_name
+    assert {r.info.status for r in runs} <= {"FINISHED", "FAILED"}  # nothing left RUNNING

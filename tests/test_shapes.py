@@ -1,0 +1,87 @@
+"""Every stack x return_sequences: the notebook's table, from the oracle and from Keras."""
+
+import numpy as np
+import pytest
+
+from runner.shapes import StackError
+from runner.spec import job_spec
+
+# The notebook's printed shapes (B=4, T=30, D=1, U=3; 20 units in the Lambda stack)
+NOTEBOOK = {
+    ("simple_rnn", False): (4, 3),
+    ("simple_rnn", True): (4, 30, 3),
+    ("lstm", False): (4, 3),
+    ("lstm", True): (4, 30, 3),
+    ("bilstm", False): (4, 6),
+    ("bilstm", True): (4, 30, 6),
+    ("gru", False): (4, 3),
+    ("gru", True): (4, 30, 3),
+    ("lambda_lstm", False): (4, 1),
+    ("lambda_lstm", True): (4, 30, 1),
+}
+PARAMS = {"simple_rnn": 15, "lstm": 60, "bilstm": 120, "gru": 54,
+          "lambda_lstm": 4 * 20 * (1 + 20 + 1) + 4 * 20 * (20 + 20 + 1) + 21}
+
+
+@pytest.mark.parametrize("model,sequences", sorted(NOTEBOOK))
+def test_every_stack_has_the_notebooks_shape(make_cfg, model, sequences):
+    from runner.data import make_inputs
+    from runner.job import predict
+    from runner.model import build_model
+
+    cfg = make_cfg(f"model={model}", f"return_sequences={str(sequences).lower()}")
+    spec = job_spec(cfg)
+    assert spec.expected.outputs == {"output": NOTEBOOK[model, sequences]}
+    assert spec.plan.param_count == PARAMS[model]
+
+    model_ = build_model(spec.layers, spec.plan, spec.name)
+    outputs, _ = predict(model_, make_inputs(spec.input_shape, cfg.data.scale, cfg.seed))
+    assert {k: v.shape for k, v in outputs.items()} == {"output": NOTEBOOK[model, sequences]}
+    assert model_.count_params() == PARAMS[model]
+
+
+def test_lambda_stack_is_the_notebooks_cell(make_cfg):
+    from runner.data import make_inputs
+    from runner.model import build_model
+
+    cfg = make_cfg("model=lambda_lstm")
+    spec = job_spec(cfg)
+    assert spec.input_shape == (4, 30)  # 2-D input, as randn(B, T) * 100
+    assert cfg.data.scale == 100.0
+    assert spec.plan.input_shape == (None, None)  # any number of timesteps
+    assert [layer.label for layer in spec.plan.layers] == [
+        "Lambda(expand_last_axis)", "LSTM", "LSTM", "Dense", "Lambda(scale)"]
+    inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
+    assert 30 < np.std(inputs) < 300
+    model = build_model(spec.layers, spec.plan, spec.name)
+    assert model(inputs[:, :7])["output"].shape == (4, 1)  # other lengths work too
+
+
+def test_a_built_model_loads_back_in_safe_mode(make_cfg, tmp_path):
+    import keras
+
+    from runner.data import make_inputs
+    from runner.model import build_model
+
+    cfg = make_cfg("model=lambda_lstm")
+    spec = job_spec(cfg)
+    model = build_model(spec.layers, spec.plan, spec.name)
+    inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
+    model.save(tmp_path / "lambda_lstm.keras")
+    loaded = keras.saving.load_model(tmp_path / "lambda_lstm.keras", safe_mode=True)
+    np.testing.assert_array_equal(loaded(inputs)["output"], model(inputs)["output"])
+
+
+def test_inner_layer_without_sequences_is_refused_with_its_key(make_cfg):
+    cfg = make_cfg("model=lambda_lstm", "model.layers.1.return_sequences=false")
+    with pytest.raises(StackError, match=r"model.layers.2: LSTM needs a 3-D input .* gets "
+                                         r"\(4, 20\); set model.layers.1.return_sequences=true"):
+        job_spec(cfg)
+
+
+def test_same_seed_same_inputs_other_seed_other_inputs():
+    from runner.data import make_inputs
+
+    a = make_inputs((4, 30, 1), 1.0, 0)
+    np.testing.assert_array_equal(a, make_inputs((4, 30, 1), 1.0, 0))
+    assert not np.array_equal(a, make_inputs((4, 30, 1), 1.0, 1))
