@@ -16,6 +16,11 @@ class SweepRun(Callback):
     def __init__(self) -> None:
         self.parent_id = None
         self.explain = False
+        self.invalid = []  # explain-mode cells that cannot be built
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self.explain and job_return.return_value is False:
+            self.invalid.append(config.hydra.job.override_dirname)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.explain = config.mode == "explain"
@@ -36,6 +41,10 @@ class SweepRun(Callback):
             config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{URI_ENV}='{uri}'")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.explain and self.invalid:
+            print(f"{len(self.invalid)} cells cannot be built: " + "; ".join(self.invalid),
+                  file=sys.stderr)
+            sys.exit(1)
         if self.explain or self.parent_id is None:
             return
         from runner import tracking

@@ -69,7 +69,7 @@ def _bidirectional(cfg: dict, weights: list, x: np.ndarray) -> list:
     kind = inner["_target_"].rsplit(".", 1)[1]
     half = len(weights) // 2
     forward = _recurrent(kind, inner, weights[:half], x)
-    backward_cfg = {**inner, "go_backwards": not inner.get("go_backwards", False)}
+    backward_cfg = {**inner, "go_backwards": True}
     backward = _recurrent(kind, backward_cfg, weights[half:], x)
     y, y_rev = forward[0], backward[0]
     if inner.get("return_sequences", False):

@@ -190,6 +190,9 @@ def _bidirectional(layer: dict, shape: Shape, key: str, plans: list):
     if name not in RECURRENT_STATES:
         raise StackError(f"{inner_key}._target_: Bidirectional wraps SimpleRNN, LSTM or GRU, not {name}")
     _check_arguments(inner, name, inner_key)
+    if _flag(inner, "go_backwards", inner_key, False):
+        raise StackError(f"{inner_key}.go_backwards: Bidirectional runs the backward pass itself; "
+                         "the wrapped layer must have go_backwards: false")
     merge_mode = layer.get("merge_mode", "concat")
     merge_mode = "none" if merge_mode is None else merge_mode
     if merge_mode not in MERGE_MODES:

@@ -84,7 +84,15 @@ def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dic
 
 
 SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "expected.output",
-                   "shape.match", "param_count", "oracle.max_abs_err", "error")
+                   "outputs", "expected", "shape.match", "param_count", "oracle.max_abs_err",
+                   "error")
+
+
+def _cell(value):
+    """Named shapes as one readable string, e.g. `output (4, 6), forward_h (4, 3)`."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return value
 
 
 def finish_sweep(tracking_cfg, parent_id: str) -> list:
@@ -115,7 +123,8 @@ def finish_sweep(tracking_cfg, parent_id: str) -> list:
                          if k.startswith("expected.")},
         })
     failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
-    client.log_table(parent_id, data={c: [row[c] for row in rows] for c in SUMMARY_COLUMNS},
+    table = {c: [_cell(row[c]) for row in rows] for c in SUMMARY_COLUMNS}
+    client.log_table(parent_id, data=table,
                      artifact_file="summary.json")
     client.log_text(parent_id, summary_table(rows), "summary.txt")
     client.set_tag(parent_id, "jobs.total", str(len(rows)))

@@ -36,6 +36,10 @@ def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
     assert [r["job"] for r in rows] == list(range(8))
     assert {r["overrides"].lower(): r["shape.output"] for r in rows} == SEED_TABLE
     assert {r["status"] for r in rows} == {"FINISHED"}
+    assert {r["expected"] for r in rows} == {r["outputs"] for r in rows}
+    assert {r["shape.match"] for r in rows} == {"true"}
+    assert all(r["oracle.max_abs_err"] < 1e-5 for r in rows)
+    assert rows[4]["param_count"] == 120 and rows[4]["outputs"] == "output (4, 6)"
     assert all(r["seconds"] >= 0 for r in rows)
     text = open(f"{local}/summary.txt").read()
     assert "model=bilstm,return_sequences=True" in text and "(4, 30, 6)" in text

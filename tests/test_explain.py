@@ -1,0 +1,54 @@
+"""mode=explain: the oracle's tables without TensorFlow, MLflow or a store."""
+
+import subprocess
+import sys
+
+from conftest import runs_of
+
+PROBE = """
+import atexit, runpy, sys
+atexit.register(lambda: print("HEAVY", sorted(m for m in ("tensorflow", "keras", "mlflow")
+                                               if m in sys.modules)))
+sys.argv = ["runner", *sys.argv[1:]]
+runpy.run_module("runner", run_name="__main__", alter_sys=True)
+"""
+
+
+def explain(tmp_path, *args):
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, *args, "mode=explain", f"hydra.run.dir={tmp_path}/run",
+         f"hydra.sweep.dir={tmp_path}/multirun", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_explain_imports_no_tensorflow_and_opens_no_store(tmp_path):
+    result = explain(tmp_path, "model=bilstm", "return_state=true")
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+    assert "0  Bidirectional(LSTM)  output (4, 6), forward_h (4, 3), forward_c (4, 3), " \
+           "backward_h (4, 3), backward_c (4, 3)  120" in result.stdout
+    assert "total params: 120" in result.stdout
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_explain_prints_what_a_run_records(tmp_path, run_cli, client):
+    shown = explain(tmp_path, "model=lambda_lstm", "return_state=true")
+    assert "outputs: output (4, 1), state_h (4, 20), state_c (4, 20)" in shown.stdout
+    assert "total params: 5061" in shown.stdout
+    assert run_cli("model=lambda_lstm", "return_state=true").returncode == 0
+    [run] = runs_of(client)
+    tags = run.data.tags
+    assert (tags["shape.output"], tags["shape.state_h"], tags["shape.state_c"]) == (
+        "(4, 1)", "(4, 20)", "(4, 20)")
+    assert run.data.metrics["param_count"] == 5061
+
+
+def test_an_invalid_cell_is_reported_and_the_others_print(tmp_path):
+    result = explain(tmp_path, "-m", "model=lambda_lstm",
+                     "model.layers.1.return_sequences=true,false", "return_state=false,true")
+    assert result.returncode == 1
+    assert "HEAVY []" in result.stdout
+    assert result.stdout.count("total params: 5061") == 2
+    assert result.stdout.count("-> invalid: model.layers.2: LSTM needs a 3-D input") == 2
+    assert "set model.layers.1.return_sequences=true" in result.stdout
+    assert "2 cells cannot be built" in result.stderr
