@@ -45,11 +45,25 @@ def open_store(tracking_cfg):
         return client, client.get_experiment_by_name(tracking_cfg.experiment).experiment_id
 
 
-def start_sweep(tracking_cfg, name: str, tags: dict) -> str:
-    """Create a multirun's parent run before any job starts; returns its id."""
-    client, experiment_id = open_store(tracking_cfg)
-    run = client.create_run(experiment_id, run_name=name, tags=tags)
-    return run.info.run_id
+def start_sweep(config) -> str:
+    """Create a multirun's parent run before any job starts, and hand it to every job.
+
+    The parent's id and the store travel in each job's config (`hydra.job.env_set`), so a job
+    finds them in this process or in a worker elsewhere, never through an active-run lookup.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    HydraConfig.instance().set_config(config)  # so `${hydra:runtime.cwd}` resolves here too
+    uri = tracking_uri(config.tracking)
+    client, experiment_id = open_store(config.tracking)
+    name = " ".join(config.hydra.overrides.task) or "multirun"
+    tags = {"sweep.dir": config.hydra.sweep.dir, "sweep.overrides": name}
+    parent_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    with read_write(config.hydra.overrides), open_dict(config.hydra.overrides):
+        config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{PARENT_RUN_ENV}={parent_id}")
+        config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{URI_ENV}='{uri}'")
+    return parent_id
 
 
 def start_job(tracking_cfg, name: str, tags: dict) -> str:

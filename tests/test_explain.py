@@ -51,4 +51,4 @@ def test_an_invalid_cell_is_reported_and_the_others_print(tmp_path):
     assert result.stdout.count("total params: 5061") == 2
     assert result.stdout.count("-> invalid: model.layers.2: LSTM needs a 3-D input") == 2
     assert "set model.layers.1.return_sequences=true" in result.stdout
-    assert "2 cells cannot be built" in result.stderr
+    assert "2 of 4 cells cannot be built" in result.stderr

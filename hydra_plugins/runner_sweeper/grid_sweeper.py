@@ -1,0 +1,60 @@
+"""The runner's sweeper: Hydra's basic grid, validated whole, recorded under one MLflow parent."""
+
+import sys
+from typing import Any, List, Sequence
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import ConfigCompositionException
+
+
+class GridSweeper(BasicSweeper):
+    """Every cell is composed before any job starts (one error lists every bad cell); then the
+    parent run is opened, the jobs are launched by whichever launcher is configured, and the
+    parent is closed with the summary of all jobs, even when some of them failed."""
+
+    def sweep(self, arguments: List[str]) -> Any:
+        if self.config.get("mode") == "explain":
+            returns = super().sweep(arguments)  # no store; each job reports its own cell
+            invalid = [r.overrides for batch in returns for r in batch if r.return_value is False]
+            if invalid:
+                print(f"{len(invalid)} of {sum(map(len, returns))} cells cannot be built",
+                      file=sys.stderr)
+                sys.exit(1)
+            return returns
+
+        self._compose_every_cell(arguments)
+        from runner import tracking
+        from runner.report import summary_table
+
+        parent_id = tracking.start_sweep(self.config)
+        try:
+            returns = super().sweep(arguments)
+        finally:
+            rows = tracking.finish_sweep(self.config.tracking, parent_id)
+        print(summary_table(rows), flush=True)
+        failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
+        if failed:
+            print(f"{len(failed)} of {len(rows)} jobs failed: {'; '.join(failed)}", file=sys.stderr)
+            sys.exit(1)
+        return returns
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Done once for the whole grid in `sweep`; explain jobs report their own cells."""
+
+    def _compose_every_cell(self, arguments: List[str]) -> None:
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        cells = [cell for batch in self.split_arguments(overrides, None) for cell in batch]
+        failures = []
+        for cell in cells:
+            try:
+                self.hydra_context.config_loader.load_sweep_config(
+                    master_config=self.config, sweep_overrides=list(cell))
+            except Exception as error:  # every composition error, whatever its kind
+                reasons = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
+                failures.append(f"  {' '.join(cell)}: {' '.join(' '.join(reasons).split())}")
+        if failures:
+            raise ConfigCompositionException(
+                f"{len(failures)} of {len(cells)} cells cannot be composed; no job was started:\n"
+                + "\n".join(failures))
