@@ -87,12 +87,24 @@ def test_oracle_and_reference_agree_with_keras(stack, seed):
 
 
 def test_notebook_bidirectional_cell_with_states(make_cfg):
+    import numpy as np
+
+    from runner.data import make_inputs
+    from runner.job import predict
+    from runner.model import build_model
     from runner.spec import job_spec
 
-    spec = job_spec(make_cfg("model=bilstm", "return_state=true"))
-    assert spec.expected.outputs == {
-        "output": (4, 6), "forward_h": (4, 3), "forward_c": (4, 3),
-        "backward_h": (4, 3), "backward_c": (4, 3)}
+    cfg = make_cfg("model=bilstm", "return_state=true")
+    spec = job_spec(cfg)
+    notebook = {"output": (4, 6), "forward_h": (4, 3), "forward_c": (4, 3),
+                "backward_h": (4, 3), "backward_c": (4, 3)}
+    assert spec.expected.outputs == notebook
+    model = build_model(spec.layers, spec.plan, spec.name)
+    outputs, _ = predict(model, make_inputs(spec.input_shape, cfg.data.scale, cfg.seed))
+    assert {k: v.shape for k, v in outputs.items()} == notebook
+    # the last step of each direction is its final hidden state, concatenated
+    np.testing.assert_allclose(outputs["output"],
+                               np.concatenate([outputs["forward_h"], outputs["backward_h"]], -1))
 
 
 @pytest.mark.parametrize("merge_mode,output", [
