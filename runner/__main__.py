@@ -20,13 +20,15 @@ def _run_name(hydra_cfg) -> str:
 def explain(cfg: DictConfig) -> bool:
     """Print the oracle's table for this config; no TensorFlow, no store."""
     from runner.report import explain_table
-    from runner.shapes import StackError
+    from runner.shapes import ConfigError, StackError
     from runner.spec import job_spec
+    from runner.validate import validate
 
     name = _run_name(HydraConfig.get())
     try:
+        validate(cfg)
         spec = job_spec(cfg)
-    except StackError as error:
+    except (ConfigError, StackError) as error:
         print(f"{name} -> invalid: {error}")
         return False
     print(explain_table(f"{spec.label}  [{name}]", spec.expected))
@@ -35,6 +37,14 @@ def explain(cfg: DictConfig) -> bool:
 
 def run(cfg: DictConfig) -> bool:
     """Make inputs, build, predict, check, record; print the notebook's line."""
+    from runner.shapes import ConfigError
+    from runner.validate import validate
+
+    try:
+        validate(cfg)  # before any run is created or TensorFlow imported
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     from runner.job import run_job
 
     hydra_cfg = HydraConfig.get()

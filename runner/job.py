@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import tracking
 from runner.shapes import format_shape, outputs_line
+from runner.signals import Interrupted, interruptible, signals_deferred
 from runner.spec import JobSpec, job_spec, resolved
 
 
@@ -134,43 +135,51 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
     from runner.device import describe_device
     from runner.model import build_model
 
-    run_id = tracking.start_job(cfg.tracking, run_name, job_tags)
     artifact_dir = output_dir / "artifacts"
     artifact_dir.mkdir(parents=True, exist_ok=True)
     params, tags, metrics = dict(choices), {}, {}
     outcome = JobOutcome(label=run_name)
-    try:
-        params.update(flatten(resolved(cfg)))
-        spec = job_spec(cfg)
-        outcome.label = spec.label
-        tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
-        keras.backend.clear_session()  # fresh layer names and graph state for every job
-        keras.utils.set_random_seed(cfg.seed)
-        inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
-        model = build_model(spec.layers, spec.plan, spec.name)
-        outputs, seconds = predict(model, inputs)
-        checks = check_outputs(spec, model, inputs, outputs)
-        device = describe_device()
-        _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device)
+    run_id = None
+    with interruptible():
+        try:
+            with signals_deferred():  # a signal now is acted on once the run exists
+                run_id = tracking.start_job(cfg.tracking, run_name, job_tags)
+            params.update(flatten(resolved(cfg)))
+            spec = job_spec(cfg)
+            outcome.label = spec.label
+            tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
+            keras.backend.clear_session()  # fresh layer names and graph state for every job
+            keras.utils.set_random_seed(cfg.seed)
+            inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
+            model = build_model(spec.layers, spec.plan, spec.name)
+            outputs, seconds = predict(model, inputs)
+            checks = check_outputs(spec, model, inputs, outputs)
+            device = describe_device()
+            _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device)
 
-        outcome.outputs = {name: tuple(array.shape) for name, array in outputs.items()}
-        main = outputs.get("output", outputs.get("forward_output"))
-        tags.update(device)
-        tags.update({"shape.input": format_shape(inputs.shape),
-                     "shape.match": str(checks["match"]).lower(),
-                     "predictions.sha256": predictions_sha256(inputs, outputs),
-                     "mlflow.note.content": outcome.line})
-        tags.update({f"shape.{k}": format_shape(v) for k, v in outcome.outputs.items()})
-        metrics.update({"param_count": checks["param_count"], "predict_seconds": seconds,
-                        "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
-                        "output.abs_max": float(np.max(np.abs(main))),
-                        "oracle.max_abs_err": checks["oracle.max_abs_err"]})
-        if checks["problems"]:
-            raise CheckError("; ".join(checks["problems"]))
-        if not checks["oracle.max_abs_err"] <= tolerance:
-            raise CheckError(f"oracle.max_abs_err {checks['oracle.max_abs_err']:.3g} exceeds "
+            outcome.outputs = {name: tuple(array.shape) for name, array in outputs.items()}
+            main = outputs.get("output", outputs.get("forward_output"))
+            tags.update(device)
+            tags.update({"shape.input": format_shape(inputs.shape),
+                         "shape.match": str(checks["match"]).lower(),
+                         "predictions.sha256": predictions_sha256(inputs, outputs),
+                         "mlflow.note.content": outcome.line})
+            tags.update({f"shape.{k}": format_shape(v) for k, v in outcome.outputs.items()})
+            metrics.update({"param_count": checks["param_count"], "predict_seconds": seconds,
+                            "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
+                            "output.abs_max": float(np.max(np.abs(main))),
+                            "oracle.max_abs_err": checks["oracle.max_abs_err"]})
+            if checks["problems"]:
+                raise CheckError("; ".join(checks["problems"]))
+            if not checks["oracle.max_abs_err"] <= tolerance:
+                raise CheckError(f"oracle.max_abs_err {checks['oracle.max_abs_err']:.3g} exceeds "
                                  f"tolerance {tolerance:g}: Keras and the NumPy reference disagree")
-    except (Exception, SystemExit) as error:
-        outcome.error = error
-    tracking.finish_job(cfg.tracking, run_id, params, tags, metrics, artifact_dir, outcome.error)
+        except (Exception, SystemExit) as error:  # Interrupted too: its run ends KILLED
+            outcome.error = error
+        if run_id is not None:  # else the store itself failed: the error says so
+            with signals_deferred():
+                tracking.finish_job(cfg.tracking, run_id, params, tags, metrics, artifact_dir,
+                                    outcome.error)
+    if isinstance(outcome.error, Interrupted):
+        raise outcome.error  # the process exits 128 + signal, once the run is KILLED
     return outcome

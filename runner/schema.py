@@ -1,11 +1,12 @@
 """The typed shape of the composed config: typos and wrong types fail at compose time."""
 
+import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 class MergeMode(str, Enum):
@@ -59,5 +60,8 @@ class RunnerSchema:
 
 
 def register_schema() -> None:
-    """Make `runner_schema` available to the defaults list of conf/config.yaml."""
+    """Make `runner_schema` and the `${unique:}` resolver available to conf/config.yaml."""
     ConfigStore.instance().store(name="runner_schema", node=RunnerSchema)
+    if not OmegaConf.has_resolver("unique"):
+        # cached per config, and copied into every job's config with `now`'s: one value a sweep
+        OmegaConf.register_new_resolver("unique", lambda: uuid.uuid4().hex[:6], use_cache=True)

@@ -33,8 +33,12 @@ SUPPORTED_TARGETS = tuple(f"keras.layers.{name}" for name in KNOWN_ARGS)
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 
 
+class ConfigError(ValueError):
+    """A value no run could use; the message starts with the dotted key and says what is allowed."""
+
+
 class StackError(ValueError):
-    """A stack that cannot be built; the message starts with the dotted config key at fault."""
+    """Valid values, but a stack Keras cannot build; the message starts with the key at fault."""
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,14 @@ def class_name(layer: dict, key: str) -> str:
     target = layer.get("_target_") if isinstance(layer, dict) else None
     if target not in SUPPORTED_TARGETS:
         allowed = ", ".join(SUPPORTED_TARGETS)
-        raise StackError(f"{key}._target_: {target!r} is not a supported layer; allowed: {allowed}")
+        raise ConfigError(f"{key}._target_: {target!r} is not a supported layer; allowed: {allowed}")
     return target.rsplit(".", 1)[1]
 
 
 def plan_stack(layers: list, input_shape: Shape) -> StackPlan:
     """Every layer's outputs and parameter count for inputs of `input_shape` (batch first)."""
     if not layers:
-        raise StackError("model.layers: a stack needs at least one layer")
+        raise ConfigError("model.layers: a stack needs at least one layer")
     last_recurrent = max(
         (i for i, layer in enumerate(layers) if class_name(layer, f"model.layers.{i}")
          in (*RECURRENT_STATES, "Bidirectional")),
@@ -112,32 +116,32 @@ def _check_arguments(layer: dict, name: str, key: str) -> None:
     for arg in layer:
         if arg != "_target_" and arg not in KNOWN_ARGS[name]:
             known = ", ".join(sorted(KNOWN_ARGS[name]))
-            raise StackError(f"{key}.{arg}: unknown argument for {name}; known: {known}")
+            raise ConfigError(f"{key}.{arg}: unknown argument for {name}; known: {known}")
 
 
 def _positive_int(layer: dict, arg: str, key: str) -> int:
     value = layer.get(arg)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise StackError(f"{key}.{arg}: must be a positive integer, got {value!r}")
+        raise ConfigError(f"{key}.{arg}: must be a positive integer, got {value!r}")
     return value
 
 
 def _rate(layer: dict, arg: str, key: str) -> None:
     value = layer.get(arg, 0.0)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise StackError(f"{key}.{arg}: must be a rate in [0, 1), got {value!r}")
+        raise ConfigError(f"{key}.{arg}: must be a rate in [0, 1), got {value!r}")
 
 
 def _activation(layer: dict, arg: str, key: str) -> None:
     value = layer.get(arg)
     if value is not None and value not in ACTIVATIONS:
-        raise StackError(f"{key}.{arg}: {value!r} is not one of {', '.join(ACTIVATIONS)}")
+        raise ConfigError(f"{key}.{arg}: {value!r} is not one of {', '.join(ACTIVATIONS)}")
 
 
 def _flag(layer: dict, arg: str, key: str, default: bool) -> bool:
     value = layer.get(arg, default)
     if not isinstance(value, bool):
-        raise StackError(f"{key}.{arg}: must be true or false, got {value!r}")
+        raise ConfigError(f"{key}.{arg}: must be true or false, got {value!r}")
     return value
 
 
@@ -188,7 +192,7 @@ def _bidirectional(layer: dict, shape: Shape, key: str, plans: list):
     inner = layer.get("layer")
     name = class_name(inner, inner_key)
     if name not in RECURRENT_STATES:
-        raise StackError(f"{inner_key}._target_: Bidirectional wraps SimpleRNN, LSTM or GRU, not {name}")
+        raise ConfigError(f"{inner_key}._target_: Bidirectional wraps SimpleRNN, LSTM or GRU, not {name}")
     _check_arguments(inner, name, inner_key)
     if _flag(inner, "go_backwards", inner_key, False):
         raise StackError(f"{inner_key}.go_backwards: Bidirectional runs the backward pass itself; "
@@ -196,7 +200,7 @@ def _bidirectional(layer: dict, shape: Shape, key: str, plans: list):
     merge_mode = layer.get("merge_mode", "concat")
     merge_mode = "none" if merge_mode is None else merge_mode
     if merge_mode not in MERGE_MODES:
-        raise StackError(f"{key}.merge_mode: {merge_mode!r} is not one of {', '.join(MERGE_MODES)}")
+        raise ConfigError(f"{key}.merge_mode: {merge_mode!r} is not one of {', '.join(MERGE_MODES)}")
     one_way, params, _ = _recurrent(inner, shape, inner_key, plans, name)
     output = one_way["output"]
     if merge_mode == "none":
@@ -227,14 +231,14 @@ def _lambda(layer: dict, shape: Shape, key: str, plans: list):
     function = layer.get("function")
     if function not in LAMBDA_FUNCTIONS:
         known = ", ".join(LAMBDA_FUNCTIONS)
-        raise StackError(f"{key}.function: {function!r} is not a runner function; known: {known}")
+        raise ConfigError(f"{key}.function: {function!r} is not a runner function; known: {known}")
     arguments = layer.get("arguments") or {}
     if not isinstance(arguments, dict) or sorted(arguments) != sorted(LAMBDA_FUNCTIONS[function]):
         expected = ", ".join(LAMBDA_FUNCTIONS[function]) or "none"
-        raise StackError(f"{key}.arguments: {function} takes arguments: {expected}")
+        raise ConfigError(f"{key}.arguments: {function} takes arguments: {expected}")
     for arg, value in arguments.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise StackError(f"{key}.arguments.{arg}: must be a number, got {value!r}")
+            raise ConfigError(f"{key}.arguments.{arg}: must be a number, got {value!r}")
     output = (*shape, 1) if function == "expand_last_axis" else tuple(shape)
     return {"output": output}, 0, f"Lambda({function})"
 
@@ -258,14 +262,14 @@ _RULES = {
 def data_shape(input_shape: list, batch_size: int, timesteps: int, features: int) -> Shape:
     """The shape of the generated inputs: the model's declared input decides the rank."""
     if len(input_shape) not in (1, 2):
-        raise StackError(
+        raise ConfigError(
             f"model.input_shape: {list(input_shape)} must be [timesteps] or [timesteps, features]"
         )
     wanted = (timesteps, features)[: len(input_shape)]
     for axis, (declared, actual) in enumerate(zip(input_shape, wanted)):
         if declared is not None and declared != actual:
             knob = ("data.timesteps", "data.features")[axis]
-            raise StackError(
+            raise ConfigError(
                 f"model.input_shape: the model takes {declared} on axis {axis + 1} "
                 f"but {knob}={actual}"
             )

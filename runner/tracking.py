@@ -1,15 +1,46 @@
 """Every MLflow call of the runner: the store, a sweep's parent run, each job's run."""
 
+import fcntl
+import hashlib
 import os
+import re
+import socket
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 from runner.report import summary_table
+from runner.signals import Interrupted
 
 PARENT_RUN_ENV = "RUNNER_PARENT_RUN_ID"
 URI_ENV = "MLFLOW_TRACKING_URI"
 ERROR_TAG_LIMIT = 5000  # MLflow keeps tag values up to 8000 characters; the artifact has it all
+PARAM_VALUE_LIMIT = 6000  # MLflow's limit; longer values go whole to params/<key>.txt
+PARAM_KEY_LIMIT = 250
+
+
+def param_key(key: str) -> str:
+    """A key MLflow accepts, the same for the same input: other characters become `_`, and an
+    over-long key keeps its start plus a digest of the whole."""
+    safe = re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
+    if len(safe) > PARAM_KEY_LIMIT:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+        safe = f"{safe[:PARAM_KEY_LIMIT - 9]}-{digest}"
+    return safe
+
+
+def _params_for_mlflow(params: dict) -> tuple:
+    """(params MLflow keeps whole, {key: full value} of the values too long to be params)."""
+    kept, long_values = {}, {}
+    for key, value in params.items():
+        key = param_key(key)
+        if len(value) > PARAM_VALUE_LIMIT:
+            long_values[key] = value
+            note = f" ... [{len(value)} characters: see artifact params/{key}.txt]"
+            value = value[:PARAM_VALUE_LIMIT - len(note)] + note
+        kept[key] = value
+    return kept, long_values
 
 
 def tracking_uri(tracking_cfg) -> str:
@@ -31,18 +62,68 @@ def open_store(tracking_cfg):
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri(tracking_cfg)
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(tracking_cfg.experiment)
-    if experiment is not None:
-        return client, experiment.experiment_id
+    with _store_lock(uri):  # a fresh sqlite store migrated by two processes at once breaks
+        experiment = client.get_experiment_by_name(tracking_cfg.experiment)
+        if experiment is not None:
+            return client, experiment.experiment_id
+        try:
+            return client, client.create_experiment(
+                tracking_cfg.experiment, artifact_location=_artifact_location(uri, tracking_cfg)
+            )
+        except MlflowException:  # created meanwhile by another process
+            return client, client.get_experiment_by_name(tracking_cfg.experiment).experiment_id
+
+
+@contextmanager
+def _store_lock(uri: str):
+    """An exclusive lock beside a sqlite store (`<db>.lock`); other stores need none."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(uri[len("sqlite:///"):])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _process_started(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), so a reused pid is told apart."""
     try:
-        return client, client.create_experiment(
-            tracking_cfg.experiment, artifact_location=_artifact_location(uri, tracking_cfg)
-        )
-    except MlflowException:  # created meanwhile by another process
-        return client, client.get_experiment_by_name(tracking_cfg.experiment).experiment_id
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _process_tags() -> dict:
+    pid = os.getpid()
+    return {"runner.host": socket.gethostname(), "runner.pid": str(pid),
+            "runner.pid_started": _process_started(pid)}
+
+
+def reap_orphans(client, experiment_id: str) -> list:
+    """End KILLED the runs left RUNNING by a process of this host that is gone (kill -9, OOM)."""
+    host = socket.gethostname()
+    running = client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`runner.host` = '{host}'",
+        max_results=1000,
+    )
+    reaped = []
+    for run in running:
+        pid = int(run.data.tags.get("runner.pid", "0"))
+        if pid > 0 and _process_started(pid) == run.data.tags.get("runner.pid_started"):
+            continue  # still running
+        client.set_tag(run.info.run_id, "error",
+                       f"process {pid} on {host} ended without closing this run")
+        client.set_terminated(run.info.run_id, "KILLED")
+        reaped.append(run.info.run_id)
+    return reaped
 
 
 def start_sweep(config) -> str:
@@ -57,8 +138,9 @@ def start_sweep(config) -> str:
     HydraConfig.instance().set_config(config)  # so `${hydra:runtime.cwd}` resolves here too
     uri = tracking_uri(config.tracking)
     client, experiment_id = open_store(config.tracking)
+    reap_orphans(client, experiment_id)
     name = " ".join(config.hydra.overrides.task) or "multirun"
-    tags = {"sweep.dir": config.hydra.sweep.dir, "sweep.overrides": name}
+    tags = {"sweep.dir": config.hydra.sweep.dir, "sweep.overrides": name, **_process_tags()}
     parent_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     with read_write(config.hydra.overrides), open_dict(config.hydra.overrides):
         config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{PARENT_RUN_ENV}={parent_id}")
@@ -69,9 +151,11 @@ def start_sweep(config) -> str:
 def start_job(tracking_cfg, name: str, tags: dict) -> str:
     """Create one job's run, nested under the sweep's parent when there is one."""
     client, experiment_id = open_store(tracking_cfg)
+    reap_orphans(client, experiment_id)
+    tags = {**tags, **_process_tags()}
     parent = os.environ.get(PARENT_RUN_ENV)
     if parent:
-        tags = {**tags, "mlflow.parentRunId": parent}
+        tags["mlflow.parentRunId"] = parent
     return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
 
@@ -81,11 +165,17 @@ def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dic
     from mlflow.entities import Metric, Param, RunTag
 
     client, _ = open_store(tracking_cfg)
+    status = "FINISHED"
     if error is not None:
         (artifact_dir / "error.txt").write_text(
             "".join(traceback.format_exception(type(error), error, error.__traceback__))
         )
         tags = {**tags, "error": f"{type(error).__name__}: {error}"[:ERROR_TAG_LIMIT]}
+        status = "KILLED" if isinstance(error, Interrupted) else "FAILED"
+    params, long_values = _params_for_mlflow(params)
+    for key, value in long_values.items():
+        (artifact_dir / "params").mkdir(exist_ok=True)
+        (artifact_dir / "params" / f"{key}.txt").write_text(value)
     client.log_batch(
         run_id,
         metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
@@ -94,7 +184,7 @@ def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dic
     )
     if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
         client.log_artifacts(run_id, str(artifact_dir))
-    client.set_terminated(run_id, "FAILED" if error is not None else "FINISHED")
+    client.set_terminated(run_id, status)
 
 
 SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "expected.output",
@@ -109,8 +199,10 @@ def _cell(value):
     return value
 
 
-def finish_sweep(tracking_cfg, parent_id: str) -> list:
-    """Summarise the parent's children into its `summary` table, end it, return the rows."""
+def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None) -> list:
+    """Summarise the parent's children into its `summary` table, end it, return the rows.
+
+    The parent ends FAILED when a child did not finish, unless `status` (KILLED) is given."""
     client, experiment_id = open_store(tracking_cfg)
     children = client.search_runs(
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
@@ -145,5 +237,5 @@ def finish_sweep(tracking_cfg, parent_id: str) -> list:
     client.set_tag(parent_id, "jobs.failed", str(len(failed)))
     if failed:
         client.set_tag(parent_id, "jobs.failed_cells", "; ".join(failed)[:ERROR_TAG_LIMIT])
-    client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
+    client.set_terminated(parent_id, status or ("FAILED" if failed else "FINISHED"))
     return rows

@@ -74,7 +74,7 @@ def test_a_failing_cell_fails_alone(run_cli, client):
 def test_a_grid_with_bad_cells_starts_nothing_and_names_them_all(run_cli, tmp_path):
     result = run_cli("-m", "model=lstm", "data.batch_size=4,two,-1.5")
     assert result.returncode == 1
-    assert "2 of 3 cells cannot be composed; no job was started" in result.stderr
+    assert "2 of 3 cells are invalid; no job was started" in result.stderr
     assert "model=lstm data.batch_size=two: " in result.stderr
     assert "model=lstm data.batch_size=-1.5: " in result.stderr
     assert "full_key: data.batch_size" in result.stderr

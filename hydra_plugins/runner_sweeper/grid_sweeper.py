@@ -4,8 +4,13 @@ import sys
 from typing import Any, List, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
+from omegaconf import open_dict, read_write
+
+from runner.signals import Interrupted, interruptible, signals_deferred
+from runner.validate import validate
 
 
 class GridSweeper(BasicSweeper):
@@ -28,10 +33,16 @@ class GridSweeper(BasicSweeper):
         from runner.report import summary_table
 
         parent_id = tracking.start_sweep(self.config)
+        status = None  # decided by the children, unless the sweep itself is interrupted
         try:
-            returns = super().sweep(arguments)
+            with interruptible():
+                returns = super().sweep(arguments)
+        except Interrupted:
+            status = "KILLED"
+            raise
         finally:
-            rows = tracking.finish_sweep(self.config.tracking, parent_id)
+            with signals_deferred():
+                rows = tracking.finish_sweep(self.config.tracking, parent_id, status)
         print(summary_table(rows), flush=True)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         if failed:
@@ -49,12 +60,16 @@ class GridSweeper(BasicSweeper):
         failures = []
         for cell in cells:
             try:
-                self.hydra_context.config_loader.load_sweep_config(
+                config = self.hydra_context.config_loader.load_sweep_config(
                     master_config=self.config, sweep_overrides=list(cell))
-            except Exception as error:  # every composition error, whatever its kind
+                HydraConfig.instance().set_config(config)  # `${hydra:...}` resolves as in the job
+                with read_write(config), open_dict(config):
+                    del config["hydra"]
+                validate(config)
+            except Exception as error:  # every composition or validation error, whatever its kind
                 reasons = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
                 failures.append(f"  {' '.join(cell)}: {' '.join(' '.join(reasons).split())}")
         if failures:
             raise ConfigCompositionException(
-                f"{len(failures)} of {len(cells)} cells cannot be composed; no job was started:\n"
+                f"{len(failures)} of {len(cells)} cells are invalid; no job was started:\n"
                 + "\n".join(failures))

@@ -1,0 +1,104 @@
+"""Bad input: one clear line naming the key and what is allowed, exit 1, nothing left RUNNING."""
+
+import sqlite3
+
+import pytest
+
+CANARY = "CANARY"  # a file a hostile target would create, relative to the test's tmp dir
+
+# (overrides, text the message must hold, whether a run may exist: only stacks Keras refuses)
+CORPUS = [
+    # wrong types, refused when the config is composed
+    (["data.batch_size=two"], "data.batch_size", False),
+    (["data.timesteps=1.5"], "data.timesteps", False),
+    (["return_sequences=maybe"], "return_sequences", False),
+    (["seed=abc"], "seed", False),
+    (["model.units=three"], "model.units", False),
+    (["merge_mode=avg"], "merge_mode", False),
+    # ranges
+    (["data.batch_size=0"], "data.batch_size: must be a positive integer, got 0", False),
+    (["data.timesteps=-1"], "data.timesteps: must be a positive integer", False),
+    (["data.features=0"], "data.features: must be a positive integer", False),
+    (["model.units=0"], "model.units: must be a positive integer", False),
+    (["seed=-1"], "seed: must be a non-negative integer", False),
+    (["tolerance=0"], "tolerance: must be a positive number", False),
+    (["data.scale=nan"], "data.scale: must be a finite number, got nan", False),
+    (["data.scale=inf"], "data.scale: must be a finite number", False),
+    (["+model.layers.0.dropout=1.5"], "model.layers.0.dropout: must be a rate in [0, 1)", False),
+    (["+model.layers.0.recurrent_dropout=-0.1"], "model.layers.0.recurrent_dropout", False),
+    (["model=bilstm", "model.layers.0.merge_mode=avg"],
+     "model.layers.0.merge_mode: 'avg' is not one of concat, sum, mul, ave, none", False),
+    (["+model.layers.0.activation=swishy"], "model.layers.0.activation: 'swishy' is not one of",
+     False),
+    (["model.layers.0.return_sequences=sometimes"], "model.layers.0.return_sequences", False),
+    # unknown keys, also through +
+    (["return_sequence=true"], "return_sequence", False),
+    (["+return_sequence=true"],
+     "return_sequence: unknown key (did you mean return_sequences?)", False),
+    (["+data.batchsize=3"], "data.batchsize: unknown key (did you mean data.batch_size?)", False),
+    (["+model.layers.0.unit=3"], "model.layers.0.unit: unknown argument for LSTM", False),
+    (["+tracking.urii=x"], "tracking.urii: unknown key", False),
+    # ??? left unset
+    (["model.units=???"], "model.units: no value given (???)", False),
+    (["data.batch_size=???"], "data.batch_size: no value given (???)", False),
+    # override grammar, unknown model, a sweep without -m
+    (["model=[lstm"], "no viable alternative at input '[lstm'", False),
+    (["return_sequences=true,false"], "Ambiguous value for argument 'return_sequences=true,false'",
+     False),
+    (["model=transformer"], "Could not find 'model/transformer'", False),
+    # rank of the data against the model's declared input
+    (["model.input_shape=[30,1]", "data.features=3"],
+     "model.input_shape: the model takes 1 on axis 2 but data.features=3", False),
+    (["model.input_shape=[30,1,1]"], "model.input_shape: [30, 1, 1] must be [timesteps]", False),
+    # stacks Keras cannot build: the run ends FAILED with the reason
+    (["model=lambda_lstm", "model.layers.1.return_sequences=false"],
+     "model.layers.2: LSTM needs a 3-D input (batch, timesteps, features), gets (4, 20)", True),
+    (["model.input_shape=[30]"], "model.layers.0: LSTM needs a 3-D input", True),
+    # config never runs code
+    (["model.layers.0._target_=os.system", f"+model.layers.0.command='touch {CANARY}'"],
+     "model.layers.0._target_: 'os.system' may not be instantiated", False),
+    (["model.layers.0._target_=logging.os.system", f"+model.layers.0.command='touch {CANARY}'"],
+     "model.layers.0._target_: 'logging.os.system' may not be instantiated", False),
+    (["model.layers.0._target_=subprocess.Popen", f"+model.layers.0.args=[touch,{CANARY}]"],
+     "'subprocess.Popen' may not be instantiated", False),
+    (["model.layers.0._target_=builtins.eval", "+model.layers.0.source='1'"],
+     "'builtins.eval' may not be instantiated", False),
+    (["model.layers.0._target_=importlib.import_module", "+model.layers.0.name=antigravity"],
+     "'importlib.import_module' may not be instantiated", False),
+    (["model.layers.0._target_=hydra.utils.get_method", "+model.layers.0.path=os.system"],
+     "'hydra.utils.get_method' may not be instantiated", False),
+    (["model=bilstm", "model.layers.0.layer._target_=os.system"],
+     "model.layers.0.layer._target_: 'os.system' may not be instantiated", False),
+    (["+data.hook._target_=os.system"], "data.hook: unknown key", False),
+    (["model=lambda_lstm", "model.layers.0.function=system"],
+     "model.layers.0.function: 'system' is not a runner function; known: expand_last_axis, scale",
+     False),
+]
+
+
+@pytest.mark.parametrize("overrides,message,run_allowed", CORPUS,
+                         ids=[" ".join(case[0]) for case in CORPUS])
+def test_bad_input(run_cli, tmp_path, overrides, message, run_allowed):
+    result = run_cli(*overrides)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert message in output
+    assert not (tmp_path / CANARY).exists()
+    store = tmp_path / "mlflow.db"
+    if not run_allowed:
+        assert not store.exists()  # refused before any run was created
+        assert "tensorflow" not in output.lower()
+    else:
+        statuses = sqlite3.connect(store).execute("select status from runs").fetchall()
+        assert statuses == [("FAILED",)]
+
+
+def test_every_invalid_cell_of_a_grid_is_named_and_none_runs(run_cli, tmp_path):
+    result = run_cli("-m", "model=lstm,gru", "data.batch_size=0,4", "+model.layers.0.dropout=0,2")
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("  model=")]
+    assert len(lines) == 6  # of 8 cells, every one with batch 0 or dropout 2
+    assert "6 of 8 cells are invalid; no job was started" in result.stderr
+    assert "  model=gru data.batch_size=4 +model.layers.0.dropout=2: model.layers.0.dropout: " \
+           "must be a rate in [0, 1), got 2" in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
