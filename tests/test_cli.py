@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from conftest import runs_of
 
@@ -59,26 +58,14 @@ def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
     assert "return_sequences: true" in open(f"{local}/config.yaml").read()
 
 
-def test_same_config_twice_gives_the_same_predictions(run_cli, client):
-    for _ in range(2):
+def test_same_config_in_three_processes_gives_the_same_predictions(run_cli, client):
+    for _ in range(3):  # the same config again never trips MLflow's write-once params either
         assert run_cli("model=gru", "seed=7").returncode == 0
-    first, second = runs_of(client)
-    assert first.data.tags["predictions.sha256"] == second.data.tags["predictions.sha256"]
+    digests = {run.data.tags["predictions.sha256"] for run in runs_of(client)}
+    assert len(digests) == 1
+    assert {run.info.status for run in runs_of(client)} == {"FINISHED"}
     assert run_cli("model=gru", "seed=8").returncode == 0
-    assert runs_of(client)[2].data.tags["predictions.sha256"] != first.data.tags["predictions.sha256"]
-
-
-@pytest.mark.parametrize("args,message", [
-    (["model=transformer"], "Could not find 'model/transformer'"),
-    (["return_sequence=true"], "return_sequence"),
-    (["data.batch_size=two"], "data.batch_size"),
-    (["merge_mode=avg"], "merge_mode"),
-])
-def test_bad_input_is_refused_when_composed(run_cli, args, message, tmp_path):
-    result = run_cli(*args)
-    assert result.returncode == 1
-    assert message in result.stderr
-    assert not (tmp_path / "mlflow.db").exists()  # refused before any run was created
+    assert runs_of(client)[3].data.tags["predictions.sha256"] not in digests
 
 
 def test_unknown_model_lists_the_choices(run_cli):
@@ -86,15 +73,3 @@ def test_unknown_model_lists_the_choices(run_cli):
     assert "Available options" in result.stderr
     for choice in ("bilstm", "gru", "lambda_lstm", "lstm", "simple_rnn"):
         assert choice in result.stderr
-
-
-def test_hostile_target_is_never_instantiated(run_cli, client, tmp_path):
-    canary = tmp_path / "canary"
-    result = run_cli("model=lstm", "model.layers.0._target_=os.system",
-                     f"+model.layers.0.command='touch {canary}'")
-    assert result.returncode == 1
-    assert "model.layers.0._target_: 'os.system' may not be instantiated" in result.stdout
-    assert not canary.exists()
-    [run] = runs_of(client)
-    assert run.info.status == "FAILED"
-    assert "os.system" in run.data.tags["error"]
