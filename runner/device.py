@@ -1,5 +1,6 @@
 """What the job ran on: device kind and name, framework and build versions."""
 
+import functools
 import os
 import platform
 
@@ -15,8 +16,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=None)
+def _describe_device() -> tuple:
+    return tuple(_device_tags().items())
+
+
 def describe_device() -> dict:
     """Device tags for the run: `device.kind`, `device.name`, `device.count` and versions."""
+    return dict(_describe_device())
+
+
+def _device_tags() -> dict:
     import keras
     import tensorflow as tf
 

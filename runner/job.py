@@ -3,6 +3,8 @@
 import hashlib
 import io
 import json
+import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,16 +62,43 @@ def predictions_sha256(inputs: np.ndarray, outputs: dict) -> str:
     return digest.hexdigest()
 
 
+class _NewModelRetracing(logging.Filter):
+    """Every job builds a new model, so TensorFlow's "triggered tf.function retracing" warning
+    is expected once per job; this drops that one message and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_RETRACING_FILTER = _NewModelRetracing()
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, in MiB (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return 0.0
+
+
 def predict(model, inputs: np.ndarray) -> tuple:
-    """Named outputs as NumPy arrays, and the seconds the prediction took."""
+    """Named outputs as NumPy arrays, and the seconds the prediction took.
+
+    One compiled call over the whole batch: as fast as `model(x)` on small batches, and about
+    half the time of `model.predict` on a 1024 x 512 x 16 batch (benchmarks/)."""
     start = time.perf_counter()
-    outputs = model(inputs, training=False)
+    outputs = model.predict_on_batch(inputs)
     seconds = time.perf_counter() - start
     return {name: np.asarray(value) for name, value in outputs.items()}, seconds
 
 
-def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict) -> dict:
-    """Keras against the oracle (shapes, parameter counts) and the NumPy reference (values)."""
+def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict,
+                  reference_rows: int = 0) -> dict:
+    """Keras against the oracle (shapes, parameter counts) and the NumPy reference (values).
+
+    The reference recomputes the first `reference_rows` rows of the batch (0: all of them):
+    rows never mix in these layers, so a sample proves the equations at a fraction of the cost."""
     from runner.model import layer_output_shapes
     from runner.reference import max_abs_err, reference_outputs
 
@@ -100,8 +129,9 @@ def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict) -> di
     if param_count != spec.plan.param_count:
         problems.append(f"param_count: Keras counts {param_count}, the formula {spec.plan.param_count}")
     weights = [layer.get_weights() for layer in model.layers[1:]]
-    reference = reference_outputs(spec.layers, spec.plan, weights, inputs)
-    error = max_abs_err(outputs, reference)
+    rows = slice(None) if reference_rows <= 0 else slice(0, reference_rows)
+    reference = reference_outputs(spec.layers, spec.plan, weights, inputs[rows])
+    error = max_abs_err({name: array[rows] for name, array in outputs.items()}, reference)
     return {
         "input": list(inputs.shape),
         "outputs": {k: list(v) for k, v in actual.items()},
@@ -111,6 +141,7 @@ def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict) -> di
         "expected_param_count": spec.plan.param_count,
         "match": actual == spec.expected.outputs and not problems,
         "oracle.max_abs_err": error,
+        "oracle.rows_checked": int(min(inputs.shape[0], reference_rows or inputs.shape[0])),
         "problems": problems,
     }
 
@@ -131,6 +162,7 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
     """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
     import keras
 
+    logging.getLogger("tensorflow").addFilter(_RETRACING_FILTER)
     from runner.data import make_inputs
     from runner.device import describe_device
     from runner.model import build_model
@@ -153,7 +185,7 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
             model = build_model(spec.layers, spec.plan, spec.name)
             outputs, seconds = predict(model, inputs)
-            checks = check_outputs(spec, model, inputs, outputs)
+            checks = check_outputs(spec, model, inputs, outputs, cfg.reference_rows)
             device = describe_device()
             _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device)
 
@@ -168,7 +200,8 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             metrics.update({"param_count": checks["param_count"], "predict_seconds": seconds,
                             "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
                             "output.abs_max": float(np.max(np.abs(main))),
-                            "oracle.max_abs_err": checks["oracle.max_abs_err"]})
+                            "oracle.max_abs_err": checks["oracle.max_abs_err"],
+                            "process.rss_mb": resident_mb()})
             if checks["problems"]:
                 raise CheckError("; ".join(checks["problems"]))
             if not checks["oracle.max_abs_err"] <= tolerance:

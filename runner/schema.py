@@ -57,6 +57,7 @@ class RunnerSchema:
     seed: int = 0
     mode: Mode = Mode.run
     tolerance: float = 1e-5  # largest oracle.max_abs_err a run may have
+    reference_rows: int = 16  # batch rows the NumPy reference recomputes; 0: every row
 
 
 def register_schema() -> None:

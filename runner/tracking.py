@@ -1,6 +1,7 @@
 """Every MLflow call of the runner: the store, a sweep's parent run, each job's run."""
 
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -58,21 +59,26 @@ def _artifact_location(uri: str, tracking_cfg) -> Optional[str]:
 
 def open_store(tracking_cfg):
     """The client and experiment id; creates the store and the experiment on first use."""
+    return _open_store(tracking_uri(tracking_cfg), tracking_cfg.experiment,
+                       _artifact_location(tracking_uri(tracking_cfg), tracking_cfg))
+
+
+@functools.lru_cache(maxsize=None)
+def _open_store(uri: str, experiment_name: str, artifact_location: Optional[str]):
+    """One client and one experiment lookup per process and store."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri(tracking_cfg)
     client = MlflowClient(tracking_uri=uri)
     with _store_lock(uri):  # a fresh sqlite store migrated by two processes at once breaks
-        experiment = client.get_experiment_by_name(tracking_cfg.experiment)
+        experiment = client.get_experiment_by_name(experiment_name)
         if experiment is not None:
             return client, experiment.experiment_id
         try:
-            return client, client.create_experiment(
-                tracking_cfg.experiment, artifact_location=_artifact_location(uri, tracking_cfg)
-            )
+            return client, client.create_experiment(experiment_name,
+                                                    artifact_location=artifact_location)
         except MlflowException:  # created meanwhile by another process
-            return client, client.get_experiment_by_name(tracking_cfg.experiment).experiment_id
+            return client, client.get_experiment_by_name(experiment_name).experiment_id
 
 
 @contextmanager
@@ -151,11 +157,12 @@ def start_sweep(config) -> str:
 def start_job(tracking_cfg, name: str, tags: dict) -> str:
     """Create one job's run, nested under the sweep's parent when there is one."""
     client, experiment_id = open_store(tracking_cfg)
-    reap_orphans(client, experiment_id)
     tags = {**tags, **_process_tags()}
     parent = os.environ.get(PARENT_RUN_ENV)
     if parent:
         tags["mlflow.parentRunId"] = parent
+    else:
+        reap_orphans(client, experiment_id)  # a sweep did this once, before its jobs
     return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
 

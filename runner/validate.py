@@ -41,6 +41,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"data.scale: must be a finite number, got {cfg.data.scale}")
     if cfg.seed < 0:
         raise ConfigError(f"seed: must be a non-negative integer, got {cfg.seed}")
+    if cfg.reference_rows < 0:
+        raise ConfigError(f"reference_rows: must be 0 (every row) or a positive integer, "
+                          f"got {cfg.reference_rows}")
     if not cfg.tolerance > 0:
         raise ConfigError(f"tolerance: must be a positive number, got {cfg.tolerance}")
     check_targets(OmegaConf.to_container(cfg, resolve=False))  # an interpolated target is refused

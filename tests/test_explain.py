@@ -52,3 +52,15 @@ def test_an_invalid_cell_is_reported_and_the_others_print(tmp_path):
     assert result.stdout.count("-> invalid: model.layers.2: LSTM needs a 3-D input") == 2
     assert "set model.layers.1.return_sequences=true" in result.stdout
     assert "2 of 4 cells cannot be built" in result.stderr
+
+
+def test_cfg_and_help_import_neither_tensorflow_nor_mlflow(tmp_path):
+    for flag in ("--cfg", "--help"):
+        args = [flag, "job"] if flag == "--cfg" else [flag]
+        result = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "HEAVY []" in result.stdout
+    assert "return_sequences: false" in subprocess.run(
+        [sys.executable, "-m", "runner", "--cfg", "job"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=120).stdout

@@ -1,0 +1,215 @@
+"""The runner beside bare Keras, pair by pair, A and B alternating: medians and ratios.
+
+    .venv/bin/python benchmarks/run.py [--repeats 3] [--smoke] [--only notebook,grid,...]
+
+Every measurement is a fresh process (wall seconds, peak resident memory from wait4), except
+the memory pair, which reads each job's resident memory inside one long process. The runner
+records everything into a sqlite store created before the timed runs.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+
+FULL = {
+    "grid": (["simple_rnn,lstm,bilstm,gru", "false,true", "3,8", "10,30,60"],
+             ["simple_rnn,lstm,bilstm,gru", "false,true", "3", "10"]),
+    "large": {"units": 128, "batch": 1024, "timesteps": 512, "features": 16},
+    "memory": (50, 10),
+}
+SMOKE = {
+    "grid": (["lstm,gru", "false", "3", "10,30"], ["lstm,gru", "false", "3", "10"]),
+    "large": {"units": 8, "batch": 64, "timesteps": 64, "features": 4},
+    "memory": (6, 2),
+}
+TARGETS = {"notebook": 1.10, "grid": 1.10, "large": 1.05, "large.rss": 1.10, "startup": 1.5,
+           "memory": 1.10}
+
+
+def measure(command: list, cwd: str, env: dict) -> tuple:
+    """(wall seconds, peak RSS MiB, stdout) of one fresh process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    stdout = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {process.returncode}")
+    return seconds, usage.ru_maxrss / 1024, stdout
+
+
+def runner(*overrides: str) -> list:
+    return [PYTHON, "-m", "runner", *overrides]
+
+
+def grid_overrides(models: str, sequences: str, units: str, timesteps: str) -> list:
+    return ["-m", f"model={models}", f"return_sequences={sequences}", f"model.units={units}",
+            f"data.timesteps={timesteps}"]
+
+
+def pairs(sizes: dict, tmp: str) -> dict:
+    """name -> (A command(s), B command(s), how to turn one repeat's results into figures)."""
+    big, small = sizes["grid"]
+    large = sizes["large"]
+    jobs, early = sizes["memory"]
+    n_big = _cells(big)
+    n_small = _cells(small)
+    return {
+        "notebook": {
+            "bare": [[PYTHON, str(HERE / "bare_notebook.py")]],
+            "runner": [runner("-m", "sweep=seed", f"hydra.sweep.dir={tmp}/sweep")],
+            "what": "the notebook's 8 cells, one process each side",
+        },
+        "grid": {
+            "bare": [[PYTHON, str(HERE / "bare_grid.py"), *big],
+                     [PYTHON, str(HERE / "bare_grid.py"), *small]],
+            "runner": [runner(*grid_overrides(*big), f"hydra.sweep.dir={tmp}/grid"),
+                       runner(*grid_overrides(*small), f"hydra.sweep.dir={tmp}/grid")],
+            "per_job": n_big - n_small,
+            "what": f"marginal seconds per job: ({n_big} cells - {n_small} cells) / "
+                    f"{n_big - n_small}",
+        },
+        "large": {
+            "bare": [[PYTHON, str(HERE / "bare_grid.py"), "lstm", "false", str(large["units"]),
+                      str(large["timesteps"]), "--batch", str(large["batch"]),
+                      "--features", str(large["features"])]],
+            "runner": [runner("model=lstm", f"model.units={large['units']}",
+                              f"data.batch_size={large['batch']}",
+                              f"data.timesteps={large['timesteps']}",
+                              f"data.features={large['features']}", f"hydra.run.dir={tmp}/large")],
+            "what": "LSTM {units} units, batch {batch}, timesteps {timesteps}, "
+                    "features {features}: one job, one process".format(**large),
+        },
+        "startup": {
+            "bare": [[PYTHON, str(HERE / "minimal_app.py"), "--cfg", "job"],
+                     [PYTHON, str(HERE / "minimal_app.py"), "--help"]],
+            "runner": [runner("--cfg", "job"), runner("--help")],
+            "what": "`--cfg job`, runner vs a minimal @hydra.main app",
+        },
+        "memory": {
+            "bare": [[PYTHON, str(HERE / "bare_grid.py"), "lstm", "false", "3", "30",
+                      "--repeat", str(jobs)]],
+            "runner": [runner("-m", "model=lstm", f"seed=range({jobs})",
+                              f"hydra.sweep.dir={tmp}/memory")],
+            "jobs": (jobs, early),
+            "what": f"RSS at job {jobs} / RSS at job {early}, {jobs} jobs in one process",
+        },
+    }
+
+
+def _cells(spec: list) -> int:
+    count = 1
+    for values in spec:
+        count *= len(values.split(","))
+    return count
+
+
+def runner_rss_by_job(uri: str, after: float) -> list:
+    """process.rss_mb of the memory sweep's jobs, in job order, read back from the store."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("rnn-shapes")
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string=f"attributes.start_time > {int(after * 1000)}",
+                              max_results=1000)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    children.sort(key=lambda r: int(r.data.tags["job.num"]))
+    return [r.data.metrics["process.rss_mb"] for r in children]
+
+
+def one_repeat(name: str, pair: dict, tmp: str, env: dict, uri: str) -> dict:
+    """A then B, each command once; the figures of this repeat."""
+    bare = [measure(command, tmp, env) for command in pair["bare"]]
+    started = time.time()
+    ours = [measure(command, tmp, env) for command in pair["runner"]]
+    if name == "grid":
+        per_job = pair["per_job"]
+        return {"bare": (bare[0][0] - bare[1][0]) / per_job,
+                "runner": (ours[0][0] - ours[1][0]) / per_job}
+    if name == "large":
+        return {"bare": bare[0][0], "runner": ours[0][0],
+                "bare.rss": bare[0][1], "runner.rss": ours[0][1]}
+    if name == "startup":
+        return {"bare": bare[0][0], "runner": ours[0][0], "bare.help": bare[1][0],
+                "runner.help": ours[1][0]}
+    if name == "memory":
+        jobs, early = pair["jobs"]
+        bare_rss = [json.loads(line)["rss_mb"] for line in bare[0][2].splitlines()]
+        runner_rss = runner_rss_by_job(uri, started)
+        return {"bare": bare_rss[jobs - 1] / bare_rss[early - 1],
+                "runner": runner_rss[jobs - 1] / runner_rss[early - 1],
+                "bare.rss": bare_rss[jobs - 1], "runner.rss": runner_rss[jobs - 1]}
+    return {"bare": bare[0][0], "runner": ours[0][0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
+    parser.add_argument("--only", default="notebook,grid,large,startup,memory")
+    parser.add_argument("--json", help="also write the medians here")
+    args = parser.parse_args()
+    sizes = SMOKE if args.smoke else FULL
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        subprocess.run([PYTHON, "-c", "from omegaconf import OmegaConf; from runner import "
+                        "tracking; tracking.open_store(OmegaConf.create({'uri': None, "
+                        "'experiment': 'rnn-shapes', 'artifact_root': None}))"],
+                       env=env, cwd=tmp, check=True, capture_output=True)  # the store, once
+        results = {}
+        for name, pair in pairs(sizes, tmp).items():
+            if name not in args.only.split(","):
+                continue
+            repeats = [one_repeat(name, pair, tmp, env, uri) for _ in range(args.repeats)]
+            medians = {key: statistics.median(r[key] for r in repeats) for key in repeats[0]}
+            results[name] = {"what": pair["what"], **medians}
+            print(f"{name}: {json.dumps(medians)}", file=sys.stderr, flush=True)
+    print(table(results, args.repeats))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+def table(results: dict, repeats: int) -> str:
+    import keras  # versions for the table's heading only
+    import mlflow
+
+    lines = [f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+             f"Python {platform.python_version()}, Keras {keras.__version__}, "
+             f"MLflow {mlflow.__version__}; medians of {repeats}",
+             "",
+             "| pair | bare | runner | runner / bare | target |",
+             "|---|---|---|---|---|"]
+    for name, r in results.items():
+        if name == "memory":  # its figures are already ratios: growth from job 10 to job 50
+            lines.append(f"| memory: {r['what']} | {r['bare']:.3f} | {r['runner']:.3f} "
+                         f"| {r['runner']:.2f}x (runner's own growth) | <= {TARGETS[name]:.2f}x |")
+            continue
+        unit = " s"
+        lines.append(f"| {name}: {r['what']} | {r['bare']:.3f}{unit} | {r['runner']:.3f}{unit} "
+                     f"| {r['runner'] / r['bare']:.2f}x | <= {TARGETS[name]:.2f}x |")
+        if name == "large":
+            lines.append(f"| large: peak RSS | {r['bare.rss']:.0f} MiB | {r['runner.rss']:.0f} MiB "
+                         f"| {r['runner.rss'] / r['bare.rss']:.2f}x | <= {TARGETS['large.rss']:.2f}x |")
+        if name == "startup":
+            lines.append(f"| startup: `--help`, same two apps | {r['bare.help']:.3f} s "
+                         f"| {r['runner.help']:.3f} s | {r['runner.help'] / r['bare.help']:.2f}x "
+                         f"| <= {TARGETS['startup']:.2f}x |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
