@@ -49,8 +49,7 @@ def run(cfg: DictConfig) -> bool:
 
     hydra_cfg = HydraConfig.get()
     choices = {k: str(v) for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")}
-    tags = {"job.num": str(hydra_cfg.job.num) if hydra_cfg.mode == RunMode.MULTIRUN else "0",
-            "job.output_dir": hydra_cfg.runtime.output_dir}
+    tags = {"job.num": str(hydra_cfg.job.num) if hydra_cfg.mode == RunMode.MULTIRUN else "0"}
     outcome = run_job(cfg, _run_name(hydra_cfg), tags, choices,
                       Path(hydra_cfg.runtime.output_dir), cfg.tolerance)
     print(outcome.line, flush=True)

@@ -147,7 +147,7 @@ def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict,
 
 
 def _write_artifacts(directory: Path, cfg: DictConfig, model, inputs: np.ndarray, outputs: dict,
-                     shapes: dict, device: dict) -> None:
+                     shapes: dict, device: dict, label: str) -> None:
     (directory / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (directory / "shapes.json").write_text(json.dumps(shapes, indent=2))
     (directory / "device.json").write_text(json.dumps(device, indent=2))
@@ -155,6 +155,11 @@ def _write_artifacts(directory: Path, cfg: DictConfig, model, inputs: np.ndarray
     summary = io.StringIO()
     model.summary(print_fn=lambda line, line_break=True: summary.write(line + "\n"))
     (directory / "model_summary.txt").write_text(summary.getvalue())
+    main = outputs.get("output", outputs.get("forward_output"))
+    if main.ndim == 3:  # every timestep: the picture the notebook draws of return_sequences
+        from runner.plots import output_over_time
+
+        output_over_time(main, label, directory / "output_over_time.png")
 
 
 def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, output_dir: Path,
@@ -187,7 +192,7 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             outputs, seconds = predict(model, inputs)
             checks = check_outputs(spec, model, inputs, outputs, cfg.reference_rows)
             device = describe_device()
-            _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device)
+            _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device, spec.label)
 
             outcome.outputs = {name: tuple(array.shape) for name, array in outputs.items()}
             main = outputs.get("output", outputs.get("forward_output"))

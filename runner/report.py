@@ -43,3 +43,13 @@ def explain_table(label: str, plan: StackPlan) -> str:
         f"total params: {plan.param_count}",
         f"outputs: {outputs}",
     ])
+
+
+def progress_line(done: int, total: int, elapsed: float, terminal: bool) -> str:
+    """`[3/8] elapsed 4.2 s, ETA 7.0 s`: a bar on a terminal, plain words in a log."""
+    eta = elapsed / done * (total - done) if done else 0.0
+    words = f"[{done}/{total}] elapsed {elapsed:.1f} s, ETA {eta:.1f} s"
+    if not terminal:
+        return words
+    filled = round(20 * done / total) if total else 20
+    return f"\033[2m{'#' * filled}{'.' * (20 - filled)} {words}\033[0m"

@@ -19,6 +19,8 @@ URI_ENV = "MLFLOW_TRACKING_URI"
 ERROR_TAG_LIMIT = 5000  # MLflow keeps tag values up to 8000 characters; the artifact has it all
 PARAM_VALUE_LIMIT = 6000  # MLflow's limit; longer values go whole to params/<key>.txt
 PARAM_KEY_LIMIT = 250
+# The UI opens the runs table ("Model training"), not the GenAI overview, on these experiments
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def param_key(key: str) -> str:
@@ -72,13 +74,17 @@ def _open_store(uri: str, experiment_name: str, artifact_location: Optional[str]
     client = MlflowClient(tracking_uri=uri)
     with _store_lock(uri):  # a fresh sqlite store migrated by two processes at once breaks
         experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is not None:
-            return client, experiment.experiment_id
-        try:
-            return client, client.create_experiment(experiment_name,
-                                                    artifact_location=artifact_location)
-        except MlflowException:  # created meanwhile by another process
-            return client, client.get_experiment_by_name(experiment_name).experiment_id
+        if experiment is None:
+            try:
+                client.create_experiment(experiment_name, artifact_location=artifact_location,
+                                         tags=EXPERIMENT_TAGS)
+            except MlflowException:  # created meanwhile by another process
+                pass
+            experiment = client.get_experiment_by_name(experiment_name)
+        for key, value in EXPERIMENT_TAGS.items():
+            if key not in experiment.tags:
+                client.set_experiment_tag(experiment.experiment_id, key, value)
+        return client, experiment.experiment_id
 
 
 @contextmanager
@@ -230,6 +236,8 @@ def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None) -> 
             "param_count": int(data.metrics["param_count"]) if "param_count" in data.metrics else "",
             "oracle.max_abs_err": data.metrics.get("oracle.max_abs_err", ""),
             "error": data.tags.get("error", "").splitlines()[0] if data.tags.get("error") else "",
+            "model": data.params.get("model", ""),
+            "return_sequences": data.params.get("return_sequences", ""),
             "outputs": {k[len("shape."):]: v for k, v in data.tags.items()
                         if k.startswith("shape.") and k not in ("shape.match", "shape.input")},
             "expected": {k[len("expected."):]: v for k, v in data.tags.items()
@@ -239,7 +247,13 @@ def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None) -> 
     table = {c: [_cell(row[c]) for row in rows] for c in SUMMARY_COLUMNS}
     client.log_table(parent_id, data=table,
                      artifact_file="summary.json")
-    client.log_text(parent_id, summary_table(rows), "summary.txt")
+    table_text = summary_table(rows)
+    client.log_text(parent_id, table_text, "summary.txt")
+    client.set_tag(parent_id, "mlflow.note.content", f"```\n{table_text}\n```"[:ERROR_TAG_LIMIT])
+    if rows:
+        from runner.plots import grid_figure
+
+        client.log_figure(parent_id, grid_figure(rows), "grid.png")
     client.set_tag(parent_id, "jobs.total", str(len(rows)))
     client.set_tag(parent_id, "jobs.failed", str(len(failed)))
     if failed:

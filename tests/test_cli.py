@@ -8,7 +8,8 @@ from conftest import runs_of
 
 DEVICE_TAGS = ("device.kind", "device.name", "device.count", "tensorflow.version",
                "keras.version", "python.version")
-ARTIFACTS = ["config.yaml", "device.json", "model_summary.txt", "predictions.npz", "shapes.json"]
+ARTIFACTS = ["config.yaml", "device.json", "model_summary.txt", "output_over_time.png",
+             "predictions.npz", "shapes.json"]
 
 
 def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):

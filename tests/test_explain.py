@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import runs_of
 
@@ -64,3 +65,15 @@ def test_cfg_and_help_import_neither_tensorflow_nor_mlflow(tmp_path):
     assert "return_sequences: false" in subprocess.run(
         [sys.executable, "-m", "runner", "--cfg", "job"], cwd=tmp_path, capture_output=True,
         text=True, timeout=120).stdout
+
+
+def test_the_runner_console_script_is_the_same_app(tmp_path):
+    runner = Path(sys.executable).parent / "runner"
+    result = subprocess.run([str(runner), "mode=explain", "model=gru", "return_sequences=true",
+                             f"hydra.run.dir={tmp_path}/run"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "0  GRU    output (4, 30, 3)  54" in result.stdout
+    completion = subprocess.run([str(runner), "-sc", "install=bash"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120)
+    assert "complete -p runner" in completion.stdout

@@ -44,6 +44,18 @@ def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
     text = open(f"{local}/summary.txt").read()
     assert "model=bilstm,return_sequences=True" in text and "(4, 30, 6)" in text
 
+    # pictures: every timestep where there are timesteps; the grid on the parent
+    for child in children:
+        names = [a.path for a in client.list_artifacts(child.info.run_id)]
+        sequences = child.data.params["return_sequences"] == "True"
+        assert ("output_over_time.png" in names) is sequences
+    assert "grid.png" in [a.path for a in client.list_artifacts(parent.info.run_id)]
+    assert "model=bilstm,return_sequences=True" in parent.data.tags["mlflow.note.content"]
+
+    # progress after every job, plain in a log
+    assert "[1/8] elapsed" in result.stdout and "[8/8] elapsed" in result.stdout
+    assert "\033[" not in result.stdout
+
     # the same table is what the person at the terminal sees
     for line in ("simple_rnn return_sequences=False -> output (4, 3)",
                  "lambda_lstm return_sequences=True -> output (4, 30, 1)"):

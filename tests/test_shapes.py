@@ -85,3 +85,17 @@ def test_same_seed_same_inputs_other_seed_other_inputs():
     a = make_inputs((4, 30, 1), 1.0, 0)
     np.testing.assert_array_equal(a, make_inputs((4, 30, 1), 1.0, 0))
     assert not np.array_equal(a, make_inputs((4, 30, 1), 1.0, 1))
+
+
+def test_output_picture_is_drawn(tmp_path):
+    from runner.plots import grid_figure, output_over_time
+
+    output_over_time(np.zeros((4, 30, 3)), "lstm return_sequences=True", tmp_path / "o.png")
+    assert (tmp_path / "o.png").read_bytes()[:4] == b"\x89PNG"
+    rows = [{"model": "lstm", "return_sequences": "True", "status": "FINISHED",
+             "shape.output": "(4, 30, 3)", "overrides": "model=lstm"},
+            {"model": "gru", "return_sequences": "False", "status": "FAILED",
+             "shape.output": "", "overrides": "model=gru"}]
+    figure = grid_figure(rows)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert texts == ["(4, 30, 3)", "FAILED"]

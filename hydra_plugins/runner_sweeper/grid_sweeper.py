@@ -1,6 +1,7 @@
 """The runner's sweeper: Hydra's basic grid, validated whole, recorded under one MLflow parent."""
 
 import sys
+import time
 from typing import Any, List, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -13,10 +14,36 @@ from runner.signals import Interrupted, interruptible, signals_deferred
 from runner.validate import validate
 
 
+class _WithProgress:
+    """The task function, followed by a progress line (n/N, elapsed, ETA) after each job."""
+
+    def __init__(self, task_function) -> None:
+        self.task_function = task_function
+        self.total = 0
+        self.started = time.time()
+
+    def __call__(self, cfg):
+        try:
+            return self.task_function(cfg)
+        finally:
+            if self.total:
+                from hydra.core.hydra_config import HydraConfig
+
+                from runner.report import progress_line
+
+                done = HydraConfig.get().job.num + 1
+                print(progress_line(done, self.total, time.time() - self.started,
+                                    sys.stdout.isatty()), flush=True)
+
+
 class GridSweeper(BasicSweeper):
     """Every cell is composed before any job starts (one error lists every bad cell); then the
     parent run is opened, the jobs are launched by whichever launcher is configured, and the
     parent is closed with the summary of all jobs, even when some of them failed."""
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.progress = _WithProgress(task_function)
+        super().setup(hydra_context=hydra_context, task_function=self.progress, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
         if self.config.get("mode") == "explain":
@@ -28,7 +55,8 @@ class GridSweeper(BasicSweeper):
                 sys.exit(1)
             return returns
 
-        self._compose_every_cell(arguments)
+        self.progress.total = self._compose_every_cell(arguments)
+        self.progress.started = time.time()
         from runner import tracking
         from runner.report import summary_table
 
@@ -53,7 +81,7 @@ class GridSweeper(BasicSweeper):
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Done once for the whole grid in `sweep`; explain jobs report their own cells."""
 
-    def _compose_every_cell(self, arguments: List[str]) -> None:
+    def _compose_every_cell(self, arguments: List[str]) -> int:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         cells = [cell for batch in self.split_arguments(overrides, None) for cell in batch]
@@ -73,3 +101,4 @@ class GridSweeper(BasicSweeper):
             raise ConfigCompositionException(
                 f"{len(failures)} of {len(cells)} cells are invalid; no job was started:\n"
                 + "\n".join(failures))
+        return len(cells)

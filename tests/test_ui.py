@@ -1,0 +1,88 @@
+"""The MLflow UI in a real headless Chromium: run names and shapes are where a person looks."""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import runs_of
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - the test extra installs it
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
+                                                "(.ci/run installs it with apt-get)"),
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for(url: str, server: subprocess.Popen, limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "mlflow server exited"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"{url} never answered")
+
+
+def test_runs_and_shapes_are_visible_in_the_mlflow_ui(run_cli, client, store_uri, tmp_path):
+    assert run_cli("-m", "model=lstm,bilstm", "return_sequences=true").returncode == 0
+    runs = runs_of(client)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    experiment_id = runs[0].info.experiment_id
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "server.log", "w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", store_uri,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(f"{base}/health", server)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                                 args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+
+            # the runs table ("Model training"); the sweep's parent groups its children
+            page.goto(f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
+            page.get_by_text(parent.info.run_name, exact=True).first.wait_for(timeout=90_000)
+            page.screenshot(path=str(tmp_path / "experiment.png"), full_page=True)
+
+            ids = json.dumps([child.info.run_id for child in children])
+            page.goto(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment_id])}")
+            for child in children:
+                page.get_by_text(child.info.run_name).first.wait_for(timeout=90_000)
+            page.get_by_text("shape.output", exact=True).first.wait_for(timeout=90_000)
+            for shape in ("(4, 30, 3)", "(4, 30, 6)"):
+                page.get_by_text(shape, exact=True).first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+    assert (tmp_path / "experiment.png").stat().st_size > 10_000
+    assert (tmp_path / "compare.png").stat().st_size > 10_000
