@@ -18,12 +18,16 @@ def output_over_time(output: np.ndarray, title: str, path: Path, items: int = 4,
 
     shown = output[:items, :, :units]
     rows = shown.shape[0]
-    figure = Figure(figsize=(10, 1.9 * rows + 0.6), dpi=80, layout="constrained")
+    # A fixed layout: the constraint solver would double the drawing time of a small job
+    figure = Figure(figsize=(10, 1.9 * rows + 0.6), dpi=72)
     figure.suptitle(title)
-    grid = figure.add_gridspec(rows, 2, width_ratios=[5, 1])
+    grid = figure.add_gridspec(rows, 2, width_ratios=[5, 1], left=0.08, right=0.98, bottom=0.08,
+                               top=0.9, wspace=0.05, hspace=0.3)
     steps = np.arange(shown.shape[1])
+    first = None
     for item in range(rows):
-        every = figure.add_subplot(grid[item, 0])
+        every = figure.add_subplot(grid[item, 0], sharex=first)
+        first = first or every
         for unit in range(shown.shape[2]):
             every.plot(steps, shown[item, :, unit], linewidth=1, label=f"unit {unit}")
         every.set_ylabel(f"batch item {item}")
@@ -40,7 +44,10 @@ def output_over_time(output: np.ndarray, title: str, path: Path, items: int = 4,
         if item == rows - 1:
             every.set_xlabel("timestep")
             last.set_xlabel("unit")
-    figure.savefig(path)
+        else:
+            every.tick_params(labelbottom=False)
+            last.tick_params(labelbottom=False)
+    figure.savefig(path, pil_kwargs={"compress_level": 1})
 
 
 def grid_figure(rows: list):
