@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
 
-.PHONY: run test ui explain bench
+.PHONY: run test ui bench
 
 # A fresh machine needs only Python 3.11: the venv and the pinned dependencies are made here.
 $(VENV)/.installed: pyproject.toml
@@ -17,6 +17,9 @@ run: $(VENV)/.installed  ## the notebook's 8 cells as one sweep, recorded in out
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed  ## the runner beside bare Keras (about 10 minutes)
+	$(PY) benchmarks/run.py --repeats 3
 
 ui: $(VENV)/.installed  ## the MLflow UI over the embedded store, on 127.0.0.1 only
 	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
