@@ -35,6 +35,8 @@ def _device_tags() -> dict:
         details = tf.config.experimental.get_device_details(gpus[0])
         name = details.get("device_name", gpus[0].name)
         device = {"device.kind": "GPU", "device.name": name, "device.count": str(len(gpus))}
+        if details.get("compute_capability"):
+            device["gpu.compute_capability"] = ".".join(map(str, details["compute_capability"]))
     else:
         cpus = tf.config.list_physical_devices("CPU")
         device = {"device.kind": "CPU", "device.name": _cpu_name(), "device.count": str(len(cpus))}
@@ -43,9 +45,24 @@ def _device_tags() -> dict:
         "keras.version": keras.__version__,
         "python.version": platform.python_version(),
         "cpu.cores": str(os.cpu_count()),
+        "cuda.visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
     })
     build = tf.sysconfig.get_build_info()
     for key, tag in (("cuda_version", "cuda.build_version"), ("cudnn_version", "cudnn.build_version")):
         if build.get(key):
             device[tag] = str(build[key])
     return device
+
+
+def allow_memory_growth() -> None:
+    """Let TensorFlow take GPU memory as it needs it, not all at once: jobs share a GPU box.
+
+    Must run before TensorFlow first touches a GPU; later calls in the same process find it
+    already set, which is fine."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # the GPU is initialised already: set by an earlier job
+            pass

@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from runner import tracking
-from runner.shapes import format_shape, outputs_line
+from runner.shapes import cudnn_eligible, format_shape, outputs_line
 from runner.signals import Interrupted, interruptible, signals_deferred
 from runner.spec import JobSpec, job_spec, resolved
 
@@ -106,7 +106,8 @@ def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict,
     actual = {name: tuple(array.shape) for name, array in outputs.items()}
     problems = []
     layers = []
-    for layer, layer_plan, shapes in zip(model.layers[1:], spec.plan.layers, keras_layers):
+    for layer_cfg, layer, layer_plan, shapes in zip(spec.layers, model.layers[1:],
+                                                    spec.plan.layers, keras_layers):
         params = layer.count_params()
         if shapes != layer_plan.outputs:
             problems.append(f"model.layers.{layer_plan.index}: Keras gives {shapes}, "
@@ -114,7 +115,7 @@ def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict,
         if params != layer_plan.param_count:
             problems.append(f"model.layers.{layer_plan.index}: Keras counts {params} params, "
                             f"the formula {layer_plan.param_count}")
-        layers.append({
+        entry = {
             "index": layer_plan.index,
             "layer": layer_plan.label,
             "keras_name": layer.name,
@@ -122,7 +123,11 @@ def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict,
             "expected_output_shapes": {k: list(v) for k, v in layer_plan.outputs.items()},
             "param_count": params,
             "expected_param_count": layer_plan.param_count,
-        })
+        }
+        recurrent = layer_cfg.get("layer", layer_cfg)
+        if recurrent["_target_"] in ("keras.layers.LSTM", "keras.layers.GRU"):
+            entry["cudnn_eligible"] = cudnn_eligible(recurrent)
+        layers.append(entry)
     if actual != spec.expected.outputs:
         problems.append(f"outputs: Keras gives {actual}, the oracle {spec.expected.outputs}")
     param_count = model.count_params()
@@ -169,7 +174,7 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
 
     logging.getLogger("tensorflow").addFilter(_RETRACING_FILTER)
     from runner.data import make_inputs
-    from runner.device import describe_device
+    from runner.device import allow_memory_growth, describe_device
     from runner.model import build_model
 
     artifact_dir = output_dir / "artifacts"
@@ -185,6 +190,8 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             spec = job_spec(cfg)
             outcome.label = spec.label
             tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
+            if cfg.gpu_memory_growth:
+                allow_memory_growth()
             keras.backend.clear_session()  # fresh layer names and graph state for every job
             keras.utils.set_random_seed(cfg.seed)
             inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
@@ -197,6 +204,10 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             outcome.outputs = {name: tuple(array.shape) for name, array in outputs.items()}
             main = outputs.get("output", outputs.get("forward_output"))
             tags.update(device)
+            eligible = [entry["cudnn_eligible"] for entry in checks["layers"]
+                        if "cudnn_eligible" in entry]
+            if eligible:  # cuDNN runs only where the config allows it and TensorFlow sees a GPU
+                tags["cudnn.used"] = str(all(eligible) and device["device.kind"] == "GPU").lower()
             tags.update({"shape.input": format_shape(inputs.shape),
                          "shape.match": str(checks["match"]).lower(),
                          "predictions.sha256": predictions_sha256(inputs, outputs),

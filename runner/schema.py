@@ -58,6 +58,7 @@ class RunnerSchema:
     mode: Mode = Mode.run
     tolerance: float = 1e-5  # largest oracle.max_abs_err a run may have
     reference_rows: int = 16  # batch rows the NumPy reference recomputes; 0: every row
+    gpu_memory_growth: bool = True  # TensorFlow takes GPU memory as needed, not all at once
 
 
 def register_schema() -> None:

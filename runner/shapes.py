@@ -259,6 +259,16 @@ _RULES = {
 }
 
 
+def cudnn_eligible(layer: dict) -> bool:
+    """Whether Keras may run this LSTM/GRU on the cuDNN kernel (when TensorFlow sees a GPU)."""
+    return (layer.get("activation", "tanh") == "tanh"
+            and layer.get("recurrent_activation", "sigmoid") == "sigmoid"
+            and not layer.get("recurrent_dropout", 0)
+            and not layer.get("unroll", False)
+            and layer.get("use_bias", True)
+            and (layer["_target_"] != "keras.layers.GRU" or layer.get("reset_after", True)))
+
+
 def data_shape(input_shape: list, batch_size: int, timesteps: int, features: int) -> Shape:
     """The shape of the generated inputs: the model's declared input decides the rank."""
     if len(input_shape) not in (1, 2):

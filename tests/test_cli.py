@@ -52,6 +52,9 @@ def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
     assert shapes["outputs"] == {"output": [4, 30, 6]}
     assert shapes["layers"][0]["output_shapes"] == {"output": [None, 30, 6]}
     assert shapes["layers"][0]["param_count"] == 120
+    assert shapes["layers"][0]["cudnn_eligible"] is True  # Keras's defaults allow the kernel
+    assert tags["cudnn.used"] == str(tags["device.kind"] == "GPU").lower()
+    assert tags["cuda.visible_devices"]
     with np.load(f"{local}/predictions.npz") as npz:
         assert npz["input"].shape == (4, 30, 1) and npz["output"].shape == (4, 30, 6)
     assert json.loads(open(f"{local}/device.json").read())["device.kind"] == tags["device.kind"]

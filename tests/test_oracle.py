@@ -158,3 +158,18 @@ def test_unknown_timesteps_stay_unknown():
     layers = [{"_target_": "keras.layers.Lambda", "function": "expand_last_axis"},
               {"_target_": "keras.layers.GRU", "units": 4, "return_sequences": True}]
     assert plan_stack(layers, (None, None)).outputs == {"output": (None, None, 4)}
+
+
+@pytest.mark.parametrize("layer,eligible", [
+    ({"_target_": "keras.layers.LSTM", "units": 2}, True),
+    ({"_target_": "keras.layers.GRU", "units": 2}, True),
+    ({"_target_": "keras.layers.GRU", "units": 2, "reset_after": False}, False),
+    ({"_target_": "keras.layers.LSTM", "units": 2, "activation": "relu"}, False),
+    ({"_target_": "keras.layers.LSTM", "units": 2, "recurrent_dropout": 0.1}, False),
+    ({"_target_": "keras.layers.LSTM", "units": 2, "unroll": True}, False),
+    ({"_target_": "keras.layers.LSTM", "units": 2, "use_bias": False}, False),
+])
+def test_cudnn_eligibility_follows_keras_rules(layer, eligible):
+    from runner.shapes import cudnn_eligible
+
+    assert cudnn_eligible(layer) is eligible
