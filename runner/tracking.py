@@ -59,10 +59,31 @@ def _artifact_location(uri: str, tracking_cfg) -> Optional[str]:
     return None  # a tracking server decides (and proxies) where artifacts go
 
 
+# Against a tracking server that is down, MLflow's defaults retry for about four minutes; a
+# job should fail within 30 s instead (set these variables to choose otherwise).
+SERVER_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                   "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                   "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+class StoreUnreachable(RuntimeError):
+    """The tracking server did not answer; the message names its URI."""
+
+
 def open_store(tracking_cfg):
     """The client and experiment id; creates the store and the experiment on first use."""
-    return _open_store(tracking_uri(tracking_cfg), tracking_cfg.experiment,
-                       _artifact_location(tracking_uri(tracking_cfg), tracking_cfg))
+    uri = tracking_uri(tracking_cfg)
+    server = uri.startswith(("http://", "https://"))
+    if server:
+        for name, value in SERVER_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+    try:
+        return _open_store(uri, tracking_cfg.experiment, _artifact_location(uri, tracking_cfg))
+    except Exception as error:
+        if not server:
+            raise
+        reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
+        raise StoreUnreachable(f"tracking server {uri} did not answer: {reason}") from error
 
 
 @functools.lru_cache(maxsize=None)

@@ -152,3 +152,19 @@ def test_long_values_and_odd_keys_are_recorded_whole(tmp_path, client):
     key = tracking.param_key("k" * 300)
     assert len(key) == 250 and key == tracking.param_key("k" * 300)
     assert key != tracking.param_key("k" * 299 + "j")
+
+
+def test_an_unreachable_tracking_server_fails_fast_naming_it(run_cli, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    single = run_cli("model=gru", env={"MLFLOW_TRACKING_URI": uri}, timeout=60)
+    assert single.returncode == 1
+    assert f"FAILED: StoreUnreachable: tracking server {uri} did not answer" in single.stdout
+    sweep = run_cli("-m", "model=gru,lstm", env={"MLFLOW_TRACKING_URI": uri}, timeout=60)
+    assert sweep.returncode == 1
+    assert f"error: tracking server {uri} did not answer" in sweep.stderr
+    assert "no job was started" in sweep.stderr
+    assert not (tmp_path / "outputs" / "multirun" / "0").exists()

@@ -60,7 +60,11 @@ class GridSweeper(BasicSweeper):
         from runner import tracking
         from runner.report import summary_table
 
-        parent_id = tracking.start_sweep(self.config)
+        try:
+            parent_id = tracking.start_sweep(self.config)
+        except tracking.StoreUnreachable as error:
+            print(f"error: {error}; no job was started", file=sys.stderr)
+            sys.exit(1)
         status = None  # decided by the children, unless the sweep itself is interrupted
         try:
             with interruptible():
