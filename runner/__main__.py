@@ -61,7 +61,7 @@ def main(cfg: DictConfig) -> bool:
     ok = explain(cfg) if cfg.mode == "explain" else run(cfg)
     if not ok and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(1)
-    return ok  # a multirun's exit code is decided once every job has run (runner.callbacks)
+    return ok  # a sweep's exit code is decided once every job has run (hydra_plugins/runner_sweeper)
 
 
 if __name__ == "__main__":
