@@ -8,7 +8,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.safety import check_targets, walk
 from runner.schema import RunnerSchema
-from runner.shapes import ConfigError, StackError, data_shape, plan_stack
+from runner.shapes import ConfigError, StackError
+from runner.spec import job_spec
 
 POSITIVE = ("model.units", "data.batch_size", "data.timesteps", "data.features")
 
@@ -47,10 +48,7 @@ def validate(cfg: DictConfig) -> None:
     if not cfg.tolerance > 0:
         raise ConfigError(f"tolerance: must be a positive number, got {cfg.tolerance}")
     check_targets(OmegaConf.to_container(cfg, resolve=False))  # an interpolated target is refused
-    model = OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
-    shape = data_shape(model["input_shape"], cfg.data.batch_size, cfg.data.timesteps,
-                       cfg.data.features)
     try:
-        plan_stack(model["layers"], shape)
+        job_spec(cfg)  # the oracle's checks of every layer's values and of the input's shape
     except StackError:
-        pass
+        pass  # well-formed, but Keras cannot build it: the job records that refusal
