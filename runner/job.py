@@ -182,11 +182,14 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
     params, tags, metrics = dict(choices), {}, {}
     outcome = JobOutcome(label=run_name)
     run_id = None
+    try:  # before the run exists, so even a run killed at once records its config
+        params.update(flatten(resolved(cfg)))
+    except Exception:  # job_spec below meets the same error, inside the run
+        pass
     with interruptible():
         try:
             with signals_deferred():  # a signal now is acted on once the run exists
                 run_id = tracking.start_job(cfg.tracking, run_name, job_tags)
-            params.update(flatten(resolved(cfg)))
             spec = job_spec(cfg)
             outcome.label = spec.label
             tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
