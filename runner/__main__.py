@@ -17,7 +17,7 @@ def _run_name(hydra_cfg) -> str:
     return hydra_cfg.job.override_dirname or "defaults"
 
 
-def explain(cfg: DictConfig) -> bool:
+def explain(cfg: DictConfig) -> dict:
     """Print the oracle's table for this config; no TensorFlow, no store."""
     from runner.report import explain_table
     from runner.shapes import ConfigError, StackError
@@ -29,13 +29,14 @@ def explain(cfg: DictConfig) -> bool:
         validate(cfg)
         spec = job_spec(cfg)
     except (ConfigError, StackError) as error:
-        print(f"{name} -> invalid: {error}")
-        return False
+        line = f"{name} -> invalid: {error}"
+        print(line)
+        return {"ok": False, "line": line}
     print(explain_table(f"{spec.label}  [{name}]", spec.expected))
-    return True
+    return {"ok": True, "line": f"{name} -> {spec.label}"}
 
 
-def run(cfg: DictConfig) -> bool:
+def run(cfg: DictConfig) -> dict:
     """Make inputs, build, predict, check, record; print the notebook's line."""
     from runner.shapes import ConfigError
     from runner.validate import validate
@@ -53,15 +54,16 @@ def run(cfg: DictConfig) -> bool:
     outcome = run_job(cfg, _run_name(hydra_cfg), tags, choices,
                       Path(hydra_cfg.runtime.output_dir), cfg.tolerance)
     print(outcome.line, flush=True)
-    return outcome.error is None
+    return {"ok": outcome.error is None, "line": outcome.line}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> bool:
-    ok = explain(cfg) if cfg.mode == "explain" else run(cfg)
-    if not ok and HydraConfig.get().mode != RunMode.MULTIRUN:
+def main(cfg: DictConfig) -> dict:
+    """One job; its result ({ok, line}) goes back to the sweeper from wherever it ran."""
+    result = explain(cfg) if cfg.mode == "explain" else run(cfg)
+    if not result["ok"] and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(1)
-    return ok  # a sweep's exit code is decided once every job has run (hydra_plugins/runner_sweeper)
+    return result  # a sweep's exit code is decided once every job has run (runner_sweeper)
 
 
 if __name__ == "__main__":

@@ -230,8 +230,13 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             outcome.error = error
         if run_id is not None:  # else the store itself failed: the error says so
             with signals_deferred():
-                tracking.finish_job(cfg.tracking, run_id, params, tags, metrics, artifact_dir,
-                                    outcome.error)
+                try:
+                    tracking.finish_job(cfg.tracking, run_id, params, tags, metrics,
+                                        artifact_dir, outcome.error)
+                except tracking.StoreUnreachable as error:  # the result is lost, not the job
+                    own = f"; the job itself: {outcome.line}" if outcome.error else ""
+                    outcome.error = tracking.StoreUnreachable(
+                        f"{error}; run {run_id} could not be closed{own}")
     if isinstance(outcome.error, Interrupted):
         raise outcome.error  # the process exits 128 + signal, once the run is KILLED
     return outcome

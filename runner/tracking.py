@@ -9,7 +9,7 @@ import socket
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from runner.report import summary_table
 from runner.signals import Interrupted
@@ -70,20 +70,72 @@ class StoreUnreachable(RuntimeError):
     """The tracking server did not answer; the message names its URI."""
 
 
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def _connection_failed(error: BaseException) -> bool:
+    """A refused, reset or timed-out connection anywhere in the error's chain."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError, Timeout
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (RequestsConnectionError, Timeout, ConnectionError, TimeoutError)):
+            return True
+        if "Max retries exceeded" in str(error):  # MLflow's wrapping of a failed connection
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _unreachable(uri: str, error: BaseException) -> StoreUnreachable:
+    text = " ".join(str(error).split())
+    reason = re.search(r"\[Errno -?\d+\] [^'\")]+|[Rr]ead timed out|timed out", text)
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "")
+    return StoreUnreachable(f"tracking server {uri} did not answer "
+                            f"({reason.group(0) if reason else text[:200]}; "
+                            f"MLFLOW_HTTP_REQUEST_MAX_RETRIES={retries})")
+
+
+@contextmanager
+def _server_calls(uri: str):
+    """A failed connection to a tracking server becomes one StoreUnreachable naming it."""
+    try:
+        yield
+    except StoreUnreachable:
+        raise
+    except Exception as error:
+        if _is_server(uri) and _connection_failed(error):
+            raise _unreachable(uri, error) from error
+        raise
+
+
+def _names_the_server(function):
+    """Store calls on `tracking_cfg` (the first argument) that fail to connect say which server."""
+    @functools.wraps(function)
+    def calls(tracking_cfg, *args, **kwargs):
+        with _server_calls(tracking_uri(tracking_cfg)):
+            return function(tracking_cfg, *args, **kwargs)
+
+    return calls
+
+
 def open_store(tracking_cfg):
     """The client and experiment id; creates the store and the experiment on first use."""
     uri = tracking_uri(tracking_cfg)
-    server = uri.startswith(("http://", "https://"))
-    if server:
+    if _is_server(uri):
         for name, value in SERVER_DEFAULTS.items():
             os.environ.setdefault(name, value)
     try:
         return _open_store(uri, tracking_cfg.experiment, _artifact_location(uri, tracking_cfg))
     except Exception as error:
-        if not server:
+        if not _is_server(uri):
             raise
+        if _connection_failed(error):
+            raise _unreachable(uri, error) from error
         reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
-        raise StoreUnreachable(f"tracking server {uri} did not answer: {reason}") from error
+        raise StoreUnreachable(f"tracking server {uri} refused the store: {reason}") from error
 
 
 @functools.lru_cache(maxsize=None)
@@ -170,17 +222,19 @@ def start_sweep(config) -> str:
 
     HydraConfig.instance().set_config(config)  # so `${hydra:runtime.cwd}` resolves here too
     uri = tracking_uri(config.tracking)
-    client, experiment_id = open_store(config.tracking)
-    reap_orphans(client, experiment_id)
     name = " ".join(config.hydra.overrides.task) or "multirun"
     tags = {"sweep.dir": config.hydra.sweep.dir, "sweep.overrides": name, **_process_tags()}
-    parent_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    with _server_calls(uri):
+        client, experiment_id = open_store(config.tracking)
+        reap_orphans(client, experiment_id)
+        parent_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     with read_write(config.hydra.overrides), open_dict(config.hydra.overrides):
         config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{PARENT_RUN_ENV}={parent_id}")
         config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{URI_ENV}='{uri}'")
     return parent_id
 
 
+@_names_the_server
 def start_job(tracking_cfg, name: str, tags: dict) -> str:
     """Create one job's run, nested under the sweep's parent when there is one."""
     client, experiment_id = open_store(tracking_cfg)
@@ -193,6 +247,7 @@ def start_job(tracking_cfg, name: str, tags: dict) -> str:
     return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
 
+@_names_the_server
 def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dict,
                artifact_dir: Path, error: Optional[BaseException] = None) -> None:
     """Log everything a job produced in one batch, then end its run FINISHED or FAILED."""
@@ -233,37 +288,23 @@ def _cell(value):
     return value
 
 
-def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None) -> list:
+@_names_the_server
+def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None,
+                 jobs: Sequence[dict] = ()) -> list:
     """Summarise the parent's children into its `summary` table, end it, return the rows.
 
-    The parent ends FAILED when a child did not finish, unless `status` (KILLED) is given."""
+    `jobs` are the launcher's own reports ({job, overrides, ok, line}): a job whose run could
+    not even be created (its store failed) still gets a FAILED row. The parent ends FAILED when
+    a job did not finish, unless `status` (KILLED) is given."""
     client, experiment_id = open_store(tracking_cfg)
     children = client.search_runs(
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
         max_results=10000,
     )
-    rows = []
-    for child in sorted(children, key=lambda run: int(run.data.tags.get("job.num", 0))):
-        info, data = child.info, child.data
-        seconds = ((info.end_time or info.start_time) - info.start_time) / 1000.0
-        rows.append({
-            "job": int(data.tags.get("job.num", 0)),
-            "overrides": info.run_name,
-            "status": info.status,
-            "seconds": round(seconds, 2),
-            "shape.output": data.tags.get("shape.output", ""),
-            "expected.output": data.tags.get("expected.output", ""),
-            "shape.match": data.tags.get("shape.match", ""),
-            "param_count": int(data.metrics["param_count"]) if "param_count" in data.metrics else "",
-            "oracle.max_abs_err": data.metrics.get("oracle.max_abs_err", ""),
-            "error": data.tags.get("error", "").splitlines()[0] if data.tags.get("error") else "",
-            "model": data.params.get("model", ""),
-            "return_sequences": data.params.get("return_sequences", ""),
-            "outputs": {k[len("shape."):]: v for k, v in data.tags.items()
-                        if k.startswith("shape.") and k not in ("shape.match", "shape.input")},
-            "expected": {k[len("expected."):]: v for k, v in data.tags.items()
-                         if k.startswith("expected.")},
-        })
+    rows = [_child_row(child) for child in children]
+    recorded = {row["job"] for row in rows}
+    rows += [unrecorded_row(job) for job in jobs if job["job"] not in recorded]
+    rows.sort(key=lambda row: row["job"])
     failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
     table = {c: [_cell(row[c]) for row in rows] for c in SUMMARY_COLUMNS}
     client.log_table(parent_id, data=table,
@@ -281,3 +322,36 @@ def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None) -> 
         client.set_tag(parent_id, "jobs.failed_cells", "; ".join(failed)[:ERROR_TAG_LIMIT])
     client.set_terminated(parent_id, status or ("FAILED" if failed else "FINISHED"))
     return rows
+
+
+def _child_row(child) -> dict:
+    info, data = child.info, child.data
+    seconds = ((info.end_time or info.start_time) - info.start_time) / 1000.0
+    return {
+        "job": int(data.tags.get("job.num", 0)),
+        "overrides": info.run_name,
+        "status": info.status,
+        "seconds": round(seconds, 2),
+        "shape.output": data.tags.get("shape.output", ""),
+        "expected.output": data.tags.get("expected.output", ""),
+        "shape.match": data.tags.get("shape.match", ""),
+        "param_count": int(data.metrics["param_count"]) if "param_count" in data.metrics else "",
+        "oracle.max_abs_err": data.metrics.get("oracle.max_abs_err", ""),
+        "error": data.tags.get("error", "").splitlines()[0] if data.tags.get("error") else "",
+        "model": data.params.get("model", ""),
+        "return_sequences": data.params.get("return_sequences", ""),
+        "outputs": {k[len("shape."):]: v for k, v in data.tags.items()
+                    if k.startswith("shape.") and k not in ("shape.match", "shape.input")},
+        "expected": {k[len("expected."):]: v for k, v in data.tags.items()
+                     if k.startswith("expected.")},
+    }
+
+
+def unrecorded_row(job: dict) -> dict:
+    """The summary row of a job known only from its launcher's report: it has no run."""
+    row = dict.fromkeys(SUMMARY_COLUMNS, "")
+    row.update(job=job["job"], overrides=job["overrides"], outputs={}, expected={},
+               model="", return_sequences="",
+               status="FINISHED" if job["ok"] else "FAILED",
+               error="" if job["ok"] else f"no run recorded: {job['line']}")
+    return row

@@ -7,6 +7,7 @@ from typing import Any, List, Sequence
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import ConfigCompositionException
 from omegaconf import open_dict, read_write
 
@@ -36,6 +37,34 @@ class _WithProgress:
                                     sys.stdout.isatty()), flush=True)
 
 
+class _Collecting:
+    """The configured launcher, keeping every job's report as its batch comes back."""
+
+    def __init__(self, launcher) -> None:
+        self.launcher = launcher
+        self.returns: List[JobReturn] = []
+
+    def launch(self, job_overrides, initial_job_idx: int) -> Sequence[JobReturn]:
+        results = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
+        self.returns.extend(results)
+        return results
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.launcher, name)
+
+
+def _job_report(job: JobReturn) -> dict:
+    """{job, overrides, ok, line} from a job's return, whichever process or machine ran it."""
+    hydra_job = job.hydra_cfg.hydra.job
+    if job.status == JobStatus.COMPLETED and isinstance(job._return_value, dict):
+        ok, line = job._return_value["ok"], job._return_value["line"]
+    else:
+        error = job._return_value
+        ok, line = False, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return {"job": int(hydra_job.num), "overrides": hydra_job.override_dirname or "defaults",
+            "ok": ok, "line": line}
+
+
 class GridSweeper(BasicSweeper):
     """Every cell is composed before any job starts (one error lists every bad cell); then the
     parent run is opened, the jobs are launched by whichever launcher is configured, and the
@@ -44,11 +73,13 @@ class GridSweeper(BasicSweeper):
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.progress = _WithProgress(task_function)
         super().setup(hydra_context=hydra_context, task_function=self.progress, config=config)
+        self.launcher = _Collecting(self.launcher)
 
     def sweep(self, arguments: List[str]) -> Any:
         if self.config.get("mode") == "explain":
             returns = super().sweep(arguments)  # no store; each job reports its own cell
-            invalid = [r.overrides for batch in returns for r in batch if r.return_value is False]
+            invalid = [r.overrides for batch in returns for r in batch
+                       if not r.return_value["ok"]]
             if invalid:
                 print(f"{len(invalid)} of {sum(map(len, returns))} cells cannot be built",
                       file=sys.stderr)
@@ -74,7 +105,15 @@ class GridSweeper(BasicSweeper):
             raise
         finally:
             with signals_deferred():
-                rows = tracking.finish_sweep(self.config.tracking, parent_id, status)
+                jobs = [_job_report(r) for r in self.launcher.returns]
+                try:
+                    rows = tracking.finish_sweep(self.config.tracking, parent_id, status, jobs)
+                except tracking.StoreUnreachable as error:
+                    rows = [tracking.unrecorded_row(job) for job in jobs]
+                    print(summary_table(rows), flush=True)
+                    print(f"error: {error}; the sweep's parent run {parent_id} could not be "
+                          f"closed", file=sys.stderr)
+                    sys.exit(1)
         print(summary_table(rows), flush=True)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         if failed:

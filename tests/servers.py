@@ -1,0 +1,158 @@
+"""Real servers for the tests, each on 127.0.0.1 and a free port, stopped on exit.
+
+PostgreSQL is Debian's (`apt-get install postgresql`, done by .ci/run); MLflow and Ray come from
+the virtual environment that runs the tests.
+"""
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+POSTGRES_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+POSTGRES_BIN = Path(POSTGRES_BIN[-1]) if POSTGRES_BIN else None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, limit: float = 120.0) -> None:
+    """Until `url` answers 200; fails at once if `process` exits first."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} never answered")
+
+
+class MlflowServer:
+    """`mlflow server` over a backend store, artifacts proxied into `artifacts`; restartable."""
+
+    def __init__(self, backend_uri: str, artifacts: Path, log: Path) -> None:
+        self.backend_uri, self.artifacts, self.log = backend_uri, artifacts, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+
+    def start(self) -> "MlflowServer":
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend_uri,
+                 "--artifacts-destination", str(self.artifacts), "--serve-artifacts",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                cwd=self.artifacts.parent, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        wait_for(f"{self.url}/health", self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@contextmanager
+def mlflow_server(backend_uri: str, directory: Path):
+    server = MlflowServer(backend_uri, directory / "artifacts", directory / "server.log")
+    server.artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def _as_postgres_user(command: list) -> list:
+    """PostgreSQL refuses to run as root: as root, run it as Debian's `postgres` user."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@contextmanager
+def postgres():
+    """A throwaway PostgreSQL cluster with a database `mlflow`; yields its SQLAlchemy URI."""
+    directory = Path(tempfile.mkdtemp(prefix="pg-"))  # outside pytest's root-only tmp tree
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    data, port = directory / "data", free_port()
+    run = lambda *command: subprocess.run(_as_postgres_user([*command]), check=True,  # noqa: E731
+                                          capture_output=True, text=True)
+    try:
+        run(str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust",
+            "-E", "UTF8")
+        run(str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-l", str(directory / "postgres.log"),
+            "-w", "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k {directory}", "start")
+        run(str(POSTGRES_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow",
+            "mlflow")
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(_as_postgres_user([str(POSTGRES_BIN / "pg_ctl"), "-D", str(data),
+                                              "-m", "immediate", "-w", "stop"]),
+                           capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _processes_mentioning(text: str) -> list:
+    pids = []
+    for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            if text.encode() in Path(cmdline).read_bytes():
+                pids.append(int(cmdline.split("/")[2]))
+        except OSError:
+            pass
+    return pids
+
+
+@contextmanager
+def ray_head(num_cpus: int = 2, num_gpus: int = 0):
+    """`ray start --head --block` on 127.0.0.1 (logical GPUs may be declared on a CPU box);
+    yields its address. Only this head's processes are stopped after (not `ray stop`, which
+    stops every Ray of the machine). Ray's socket paths must stay short: a directory in /tmp."""
+    directory = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    port = free_port()
+    log = open(Path(directory) / "head.log", "w")
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}",
+         "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=100000000",
+         f"--temp-dir={directory}"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in Path(log.name).read_text():
+            if head.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray start failed:\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield f"127.0.0.1:{port}"
+    finally:
+        # a throwaway head: nothing to save, so no graceful shutdown (that takes over 30 s)
+        for pid in [head.pid, *_processes_mentioning(directory)]:
+            try:
+                os.killpg(pid, signal.SIGKILL) if pid == head.pid else os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        head.wait()
+        log.close()
+        shutil.rmtree(directory, ignore_errors=True)
