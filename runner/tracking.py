@@ -353,5 +353,5 @@ def unrecorded_row(job: dict) -> dict:
     row.update(job=job["job"], overrides=job["overrides"], outputs={}, expected={},
                model="", return_sequences="",
                status="FINISHED" if job["ok"] else "FAILED",
-               error="" if job["ok"] else f"no run recorded: {job['line']}")
+               error="" if job["ok"] else f"no run recorded: {job['line'].split(' -> ', 1)[-1]}")
     return row

@@ -1,8 +1,38 @@
-"""Sweeps past one process: the same grid under Hydra's joblib launcher, one parent for all."""
+"""Sweeps past one process: the same grid under Hydra's joblib, Ray and submitit launchers,
+one MLflow parent for all, the parent's id handed to every worker."""
 
-from conftest import runs_of
+import subprocess
+import sys
+
+from omegaconf import OmegaConf
+
+import servers
+from conftest import CONF, runs_of
 
 ARTIFACTS = {"config.yaml", "device.json", "model_summary.txt", "predictions.npz", "shapes.json"}
+MODELS = ("simple_rnn", "lstm", "gru", "bilstm")
+
+
+def check_children(client, total: int):
+    """One FINISHED parent over `total` FINISHED children, each recorded whole: (parent, kids)."""
+    runs = runs_of(client)
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r is not parent]
+    assert len(children) == total
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.info.status for c in children} == {"FINISHED"} and parent.info.status == "FINISHED"
+    assert sorted(int(c.data.tags["job.num"]) for c in children) == list(range(total))
+    for child in children:
+        sequences = child.data.params["return_sequences"] == "True"
+        assert child.data.params["model"] in MODELS
+        assert child.data.tags["shape.match"] == "true"
+        assert child.data.tags["shape.output"].startswith("(4, 30," if sequences else "(4, ")
+        assert len(child.data.tags["predictions.sha256"]) == 64
+        assert child.data.metrics["oracle.max_abs_err"] < 1e-5
+        names = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert names == ARTIFACTS | ({"output_over_time.png"} if sequences else set())
+    assert parent.data.tags["jobs.total"] == str(total) and parent.data.tags["jobs.failed"] == "0"
+    return parent, children
 
 
 def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, store_uri, tmp_path):
@@ -12,23 +42,61 @@ def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, store_
     result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
                      "model=simple_rnn,lstm,gru,bilstm", "return_sequences=false,true")
     assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(store_uri)
-    runs = runs_of(client)
-    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if r is not parent]
-    assert len(children) == 8
-    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
-    assert {c.info.status for c in children} == {"FINISHED"} and parent.info.status == "FINISHED"
+    parent, children = check_children(MlflowClient(store_uri), 8)
     workers = {c.data.tags["runner.pid"] for c in children}
     assert parent.data.tags["runner.pid"] not in workers and len(workers) >= 2
-    assert sorted(int(c.data.tags["job.num"]) for c in children) == list(range(8))
-    for child in children:
-        sequences = child.data.params["return_sequences"] == "True"
-        assert child.data.params["model"] in ("simple_rnn", "lstm", "gru", "bilstm")
-        assert child.data.tags["shape.match"] == "true"
-        assert child.data.tags["shape.output"].startswith("(4, 30," if sequences else "(4, ")
-        assert len(child.data.tags["predictions.sha256"]) == 64
-        assert child.data.metrics["oracle.max_abs_err"] < 1e-5
-        names = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert names == ARTIFACTS | ({"output_over_time.png"} if sequences else set())
-    assert parent.data.tags["jobs.total"] == "8"
+
+
+def test_ray_cluster_by_address_runs_four_jobs_one_gpu_each(run_cli, client):
+    """A real head (two logical GPUs declared on this CPU box); `ray_gpu` asks one per job,
+    so Ray hands each job its own CUDA_VISIBLE_DEVICES."""
+    with servers.ray_head(num_cpus=2, num_gpus=2) as address:
+        result = run_cli("-m", "hydra/launcher=ray_gpu", "model=lstm,gru",
+                         "return_sequences=false,true", env={"RAY_ADDRESS": address})
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = check_children(client, 4)
+    assert {c.data.tags["cuda.visible_devices"] for c in children} == {"0", "1"}
+    assert parent.data.tags["runner.pid"] not in {c.data.tags["runner.pid"] for c in children}
+
+
+def _slurm_launcher_config():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        config = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    return OmegaConf.to_container(config.hydra.launcher)
+
+
+def test_the_slurm_config_makes_the_sbatch_script_a_user_expects():
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    launcher = _slurm_launcher_config()
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    shared = set(OmegaConf.structured(BaseQueueConf).keys())
+    slurm = {key: value for key, value in launcher.items()
+             if key not in shared and key not in ("_target_", "max_num_timeout")}
+    script = _make_sbatch_string(
+        command="python -u -m submitit.core._submit /folder", folder="/folder",
+        job_name="runner", time=launcher["timeout_min"], nodes=launcher["nodes"],
+        ntasks_per_node=launcher["tasks_per_node"], cpus_per_task=launcher["cpus_per_task"],
+        gpus_per_node=launcher["gpus_per_node"], mem=f"{launcher['mem_gb']}GB", **slurm)
+    for line in ("#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4", "#SBATCH --mem=16GB",
+                 "#SBATCH --time=20", "#SBATCH --ntasks-per-node=1", "#SBATCH --nodes=1"):
+        assert line in script.splitlines()
+
+
+def test_the_slurm_config_runs_through_submitits_local_executor(run_cli, client):
+    """Every parameter of conf/hydra/launcher/slurm.yaml is checked by submitit's SLURM rules;
+    the jobs then run as local submitit jobs (tests/plugins: the executor, and nothing else,
+    swapped)."""
+    plugins = str(CONF.parent / "tests" / "plugins")
+    result = run_cli("-m", "hydra/launcher=slurm",
+                     "hydra.launcher._target_=hydra_plugins.slurm_on_local.SlurmOnLocalExecutor",
+                     "model=lstm,bilstm", "return_sequences=false,true",
+                     env={"PYTHONPATH": plugins})
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = check_children(client, 4)
+    assert {c.data.tags["cuda.visible_devices"] for c in children} == {"0"}  # gpus_per_node: 1
+    sweep = __import__("pathlib").Path(parent.data.tags["sweep.dir"])
+    assert len(list((sweep / ".submitit").glob("*/*_0_result.pkl"))) == 4

@@ -1,0 +1,101 @@
+"""Team tracking: `mlflow server` on a real PostgreSQL, artifacts proxied, runner pointed at it
+with MLFLOW_TRACKING_URI. The server is stopped in the middle of a sweep too."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import servers
+from conftest import runs_of
+from test_launchers import ARTIFACTS, check_children
+
+pytestmark = pytest.mark.skipif(
+    servers.POSTGRES_BIN is None,
+    reason="Debian's postgresql is not installed (.ci/run installs it with apt-get)")
+
+
+@pytest.fixture
+def team_server(tmp_path):
+    with servers.postgres() as database, servers.mlflow_server(database, tmp_path) as server:
+        yield server
+
+
+def test_sixteen_jobs_on_four_workers_reach_the_team_server(team_server, run_cli, tmp_path):
+    from mlflow import MlflowClient
+
+    result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
+                     "model=simple_rnn,lstm,gru,bilstm", "return_sequences=false,true", "seed=0,1",
+                     env={"MLFLOW_TRACKING_URI": team_server.url})
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(team_server.url)
+    parent, children = check_children(client, 16)
+    assert {c.data.params["seed"] for c in children} == {"0", "1"}
+    for child in children:  # proxied: the run points at the server, the files are in its store
+        assert child.info.artifact_uri.startswith("mlflow-artifacts:/")
+        stored = team_server.artifacts / child.info.experiment_id / child.info.run_id / "artifacts"
+        assert ARTIFACTS <= {path.name for path in stored.iterdir()}
+    assert (team_server.artifacts / parent.info.experiment_id / parent.info.run_id / "artifacts"
+            / "summary.json").is_file()
+
+
+def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_records_nothing_twice(
+        team_server, tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(team_server.url)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": team_server.url, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "runner", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         "model=simple_rnn,lstm,gru,bilstm", "return_sequences=false,true",
+         f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        finished = []
+        while len(finished) < 2:  # then the server goes away, with six jobs still to run
+            assert sweep.poll() is None, sweep.communicate()
+            experiment = client.get_experiment_by_name("rnn-shapes")
+            if experiment is not None:
+                finished = client.search_runs([experiment.experiment_id],
+                                              filter_string="attributes.status = 'FINISHED'")
+            time.sleep(0.2)
+        stopping = time.monotonic()
+        team_server.stop()
+        out, err = sweep.communicate(timeout=300)
+        print(f"the sweep ended {time.monotonic() - stopping:.1f} s after the server was told to stop")
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 1
+    url = team_server.url
+    assert (f"error: tracking server {url} did not answer ([Errno 111] Connection refused"
+            in err)
+    assert "the sweep's parent run" in err and "could not be closed" in err
+    failed_lines = [line for line in out.splitlines() if " -> FAILED: " in line]
+    assert len(failed_lines) >= 1
+    assert all(f"StoreUnreachable: tracking server {url} did not answer" in line
+               for line in failed_lines)
+    summary = [line for line in out.splitlines() if line[:1].isdigit()]
+    assert len(summary) == 8  # every cell is in the table, recorded or not
+
+    team_server.start()  # the same database: what reached it is there once, nothing twice
+    runs = runs_of(client)
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    names = [c.info.run_name for c in children]
+    assert len(names) == len(set(names)) <= 8
+    done = [c for c in children if c.info.status == "FINISHED"]
+    assert len(done) >= 2
+    for child in done:
+        assert {a.path for a in client.list_artifacts(child.info.run_id)} >= ARTIFACTS
+
+    # the next job on this host ends what the outage left RUNNING (the parent, a job mid-record)
+    again = subprocess.run([sys.executable, "-m", "runner", f"hydra.run.dir={tmp_path}/again"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    runs = runs_of(client)
+    assert [r for r in runs if r.info.status == "RUNNING"] == []
+    for run in runs:
+        if run.info.status == "KILLED":
+            assert "ended without closing this run" in run.data.tags["error"]
+    assert sum(r.info.status == "KILLED" for r in runs) >= 1  # the sweep's parent at least
