@@ -37,6 +37,7 @@ def _device_tags() -> dict:
         device = {"device.kind": "GPU", "device.name": name, "device.count": str(len(gpus))}
         if details.get("compute_capability"):
             device["gpu.compute_capability"] = ".".join(map(str, details["compute_capability"]))
+        device["gpu.memory_growth"] = str(tf.config.experimental.get_memory_growth(gpus[0])).lower()
     else:
         cpus = tf.config.list_physical_devices("CPU")
         device = {"device.kind": "CPU", "device.name": _cpu_name(), "device.count": str(len(cpus))}
