@@ -6,6 +6,7 @@ the virtual environment that runs the tests.
 
 import glob
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -127,10 +128,15 @@ def _processes_mentioning(text: str) -> list:
 @contextmanager
 def ray_head(num_cpus: int = 2, num_gpus: int = 0):
     """`ray start --head --block` on 127.0.0.1 (logical GPUs may be declared on a CPU box);
-    yields its address. Only this head's processes are stopped after (not `ray stop`, which
-    stops every Ray of the machine). Ray's socket paths must stay short: a directory in /tmp."""
+    yields what a client needs in its environment: the address and the token. Only this head's
+    processes are stopped after (not `ray stop`, which stops every Ray of the machine). Ray's
+    socket paths must stay short: a directory straight under /tmp."""
     directory = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
     port = free_port()
+    token = Path(directory) / "auth_token"  # Ray's token authentication, kept out of ~/.ray
+    token.write_text(secrets.token_hex(32))
+    client_env = {"RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token",
+                  "RAY_AUTH_TOKEN_PATH": str(token)}
     log = open(Path(directory) / "head.log", "w")
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
@@ -138,14 +144,14 @@ def ray_head(num_cpus: int = 2, num_gpus: int = 0):
          "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=100000000",
          f"--temp-dir={directory}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+        env={**os.environ, **client_env, "RAY_USAGE_STATS_ENABLED": "0"})
     try:
         deadline = time.monotonic() + 120
         while "Ray runtime started" not in Path(log.name).read_text():
             if head.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"ray start failed:\n{Path(log.name).read_text()[-3000:]}")
             time.sleep(0.3)
-        yield f"127.0.0.1:{port}"
+        yield client_env
     finally:
         # a throwaway head: nothing to save, so no graceful shutdown (that takes over 30 s)
         for pid in [head.pid, *_processes_mentioning(directory)]:

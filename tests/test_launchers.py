@@ -50,9 +50,9 @@ def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, store_
 def test_ray_cluster_by_address_runs_four_jobs_one_gpu_each(run_cli, client):
     """A real head (two logical GPUs declared on this CPU box); `ray_gpu` asks one per job,
     so Ray hands each job its own CUDA_VISIBLE_DEVICES."""
-    with servers.ray_head(num_cpus=2, num_gpus=2) as address:
+    with servers.ray_head(num_cpus=2, num_gpus=2) as ray_env:
         result = run_cli("-m", "hydra/launcher=ray_gpu", "model=lstm,gru",
-                         "return_sequences=false,true", env={"RAY_ADDRESS": address})
+                         "return_sequences=false,true", env=ray_env)
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = check_children(client, 4)
     assert {c.data.tags["cuda.visible_devices"] for c in children} == {"0", "1"}
