@@ -1,5 +1,7 @@
 """One job, as the notebook does it: make inputs, build, predict, check; then record."""
 
+import functools
+import gc
 import hashlib
 import io
 import json
@@ -167,6 +169,15 @@ def _write_artifacts(directory: Path, cfg: DictConfig, model, inputs: np.ndarray
         output_over_time(main, label, directory / "output_over_time.png")
 
 
+@functools.lru_cache(maxsize=None)
+def _freeze_what_is_loaded() -> None:
+    """Move every object alive now (TensorFlow, Keras, MLflow, Hydra: modules that live as long
+    as the process) out of the garbage collector's sight, once per process. Each job's
+    `clear_session()` collects garbage; without this it walks those half-million objects every
+    time (about 0.27 s a job on this machine), with it only the jobs' own."""
+    gc.freeze()
+
+
 def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, output_dir: Path,
             tolerance: float) -> JobOutcome:
     """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
@@ -195,6 +206,7 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
             if cfg.gpu_memory_growth:
                 allow_memory_growth()
+            _freeze_what_is_loaded()
             keras.backend.clear_session()  # fresh layer names and graph state for every job
             keras.utils.set_random_seed(cfg.seed)
             inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
