@@ -229,9 +229,14 @@ def start_sweep(config) -> str:
         reap_orphans(client, experiment_id)
         parent_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
     with read_write(config.hydra.overrides), open_dict(config.hydra.overrides):
-        config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{PARENT_RUN_ENV}={parent_id}")
-        config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{URI_ENV}='{uri}'")
+        for name, value in sweep_env(parent_id, uri).items():
+            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{name}='{value}'")
     return parent_id
+
+
+def sweep_env(parent_id: str, uri: str) -> dict:
+    """What every job of a sweep finds in its environment: its parent run and the store."""
+    return {PARENT_RUN_ENV: parent_id, URI_ENV: uri}
 
 
 @_names_the_server
