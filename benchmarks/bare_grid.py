@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--features", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=1, help="run the grid this many times")
+    parser.add_argument("--keep-session", action="store_true",
+                        help="no keras.backend.clear_session() between jobs, as a notebook does")
     args = parser.parse_args()
     grid = list(itertools.product(
         args.models.split(","), [s == "true" for s in args.sequences.split(",")],
@@ -47,7 +49,8 @@ def main() -> None:
     for _ in range(args.repeat):
         for model_name, sequences, units, timesteps in grid:
             start = time.perf_counter()
-            keras.backend.clear_session()
+            if not args.keep_session:
+                keras.backend.clear_session()  # Keras's advice for a loop; a full gc.collect()
             x = np.random.default_rng(job).standard_normal((args.batch, timesteps, args.features))
             model = build(model_name, units, sequences, timesteps, args.features)
             model.predict(x.astype("float32"), verbose=0)

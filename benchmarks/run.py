@@ -74,7 +74,9 @@ def pairs(sizes: dict, tmp: str) -> dict:
         },
         "grid": {
             "bare": [[PYTHON, str(HERE / "bare_grid.py"), *big],
-                     [PYTHON, str(HERE / "bare_grid.py"), *small]],
+                     [PYTHON, str(HERE / "bare_grid.py"), *small],
+                     [PYTHON, str(HERE / "bare_grid.py"), *big, "--keep-session"],
+                     [PYTHON, str(HERE / "bare_grid.py"), *small, "--keep-session"]],
             "runner": [runner(*grid_overrides(*big), f"hydra.sweep.dir={tmp}/grid"),
                        runner(*grid_overrides(*small), f"hydra.sweep.dir={tmp}/grid")],
             "per_job": n_big - n_small,
@@ -138,7 +140,8 @@ def one_repeat(name: str, pair: dict, tmp: str, env: dict, uri: str) -> dict:
     if name == "grid":
         per_job = pair["per_job"]
         return {"bare": (bare[0][0] - bare[1][0]) / per_job,
-                "runner": (ours[0][0] - ours[1][0]) / per_job}
+                "runner": (ours[0][0] - ours[1][0]) / per_job,
+                "bare.kept": (bare[2][0] - bare[3][0]) / per_job}
     if name == "large":
         return {"bare": bare[0][0], "runner": ours[0][0],
                 "bare.rss": bare[0][1], "runner.rss": ours[0][1]}
@@ -204,6 +207,10 @@ def table(results: dict, repeats: int) -> str:
         if name == "large":
             lines.append(f"| large: peak RSS | {r['bare.rss']:.0f} MiB | {r['runner.rss']:.0f} MiB "
                          f"| {r['runner.rss'] / r['bare.rss']:.2f}x | <= {TARGETS['large.rss']:.2f}x |")
+        if name == "grid":
+            lines.append(f"| grid: the same, the bare loop without `clear_session()` between jobs "
+                         f"| {r['bare.kept']:.3f} s | {r['runner']:.3f} s "
+                         f"| {r['runner'] / r['bare.kept']:.2f}x | <= {TARGETS['grid']:.2f}x |")
         if name == "startup":
             lines.append(f"| startup: `--help`, same two apps | {r['bare.help']:.3f} s "
                          f"| {r['runner.help']:.3f} s | {r['runner.help'] / r['bare.help']:.2f}x "
