@@ -96,8 +96,11 @@ def postgres():
     if os.geteuid() == 0:
         shutil.chown(directory, "postgres", "postgres")
     data, port = directory / "data", free_port()
-    run = lambda *command: subprocess.run(_as_postgres_user([*command]), check=True,  # noqa: E731
-                                          capture_output=True, text=True)
+
+    def run(*command: str) -> None:
+        subprocess.run(_as_postgres_user(list(command)), check=True, capture_output=True,
+                       text=True)
+
     try:
         run(str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust",
             "-E", "UTF8")

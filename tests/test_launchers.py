@@ -1,8 +1,7 @@
 """Sweeps past one process: the same grid under Hydra's joblib, Ray and submitit launchers,
 one MLflow parent for all, the parent's id handed to every worker."""
 
-import subprocess
-import sys
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -98,5 +97,5 @@ def test_the_slurm_config_runs_through_submitits_local_executor(run_cli, client)
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = check_children(client, 4)
     assert {c.data.tags["cuda.visible_devices"] for c in children} == {"0"}  # gpus_per_node: 1
-    sweep = __import__("pathlib").Path(parent.data.tags["sweep.dir"])
+    sweep = Path(parent.data.tags["sweep.dir"])
     assert len(list((sweep / ".submitit").glob("*/*_0_result.pkl"))) == 4

@@ -2,15 +2,13 @@
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+import servers
 from conftest import runs_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -26,25 +24,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for(url: str, server: subprocess.Popen, limit: float = 120.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "mlflow server exited"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"{url} never answered")
-
-
 def test_runs_and_shapes_are_visible_in_the_mlflow_ui(run_cli, client, store_uri, tmp_path):
     assert run_cli("-m", "model=lstm,bilstm", "return_sequences=true").returncode == 0
     runs = runs_of(client)
@@ -52,7 +31,7 @@ def test_runs_and_shapes_are_visible_in_the_mlflow_ui(run_cli, client, store_uri
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     experiment_id = runs[0].info.experiment_id
 
-    port = _free_port()
+    port = servers.free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen(
@@ -60,7 +39,7 @@ def test_runs_and_shapes_are_visible_in_the_mlflow_ui(run_cli, client, store_uri
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for(f"{base}/health", server)
+        servers.wait_for(f"{base}/health", server)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                                  args=["--no-sandbox", "--disable-gpu"])
