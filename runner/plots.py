@@ -15,6 +15,7 @@ def output_over_time(output: np.ndarray, title: str, path: Path, items: int = 4,
     """(batch, timesteps, units): per batch item, every timestep (left) beside the last only
     (right), which is what return_sequences=false returns."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     shown = output[:items, :, :units]
     rows = shown.shape[0]
@@ -27,6 +28,7 @@ def output_over_time(output: np.ndarray, title: str, path: Path, items: int = 4,
     first = None
     for item in range(rows):
         every = figure.add_subplot(grid[item, 0], sharex=first)
+        every.yaxis.set_major_locator(MaxNLocator(4))  # each tick is several artists to draw
         first = first or every
         for unit in range(shown.shape[2]):
             every.plot(steps, shown[item, :, unit], linewidth=1, label=f"unit {unit}")
