@@ -2,9 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -31,15 +28,8 @@ def test_runs_and_shapes_are_visible_in_the_mlflow_ui(run_cli, client, store_uri
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     experiment_id = runs[0].info.experiment_id
 
-    port = servers.free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", store_uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        servers.wait_for(f"{base}/health", server)
+    with servers.mlflow_server(store_uri, tmp_path / "server") as server:
+        base = server.url
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                                  args=["--no-sandbox", "--disable-gpu"])
@@ -59,9 +49,5 @@ def test_runs_and_shapes_are_visible_in_the_mlflow_ui(run_cli, client, store_uri
                 page.get_by_text(shape, exact=True).first.wait_for(timeout=30_000)
             page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-        log.close()
     assert (tmp_path / "experiment.png").stat().st_size > 10_000
     assert (tmp_path / "compare.png").stat().st_size > 10_000
