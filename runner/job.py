@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import tracking
 from runner.shapes import cudnn_eligible, format_shape, outputs_line
-from runner.signals import Interrupted, interruptible, signals_deferred
+from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.spec import JobSpec, job_spec, resolved
 
 
@@ -178,16 +178,61 @@ def _freeze_what_is_loaded() -> None:
     gc.freeze()
 
 
-def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, output_dir: Path,
-            tolerance: float) -> JobOutcome:
-    """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
+def _measure(cfg: DictConfig, tolerance: float, artifact_dir: Path, outcome: JobOutcome,
+             tags: dict, metrics: dict) -> None:
+    """Build, predict and check one job, writing its artifacts; what it learns goes into
+    `outcome`, `tags` and `metrics` as it goes, so a failure half-way still records it."""
     import keras
 
-    logging.getLogger("tensorflow").addFilter(_RETRACING_FILTER)
     from runner.data import make_inputs
     from runner.device import allow_memory_growth, describe_device
     from runner.model import build_model
 
+    spec = job_spec(cfg)
+    outcome.label = spec.label
+    tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
+    if cfg.gpu_memory_growth:
+        allow_memory_growth()
+    _freeze_what_is_loaded()
+    keras.backend.clear_session()  # fresh layer names and graph state for every job
+    keras.utils.set_random_seed(cfg.seed)
+    inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
+    model = build_model(spec.layers, spec.plan, spec.name)
+    outputs, seconds = predict(model, inputs)
+    checks = check_outputs(spec, model, inputs, outputs, cfg.reference_rows)
+    device = describe_device()
+    _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device, spec.label)
+
+    outcome.outputs = {name: tuple(array.shape) for name, array in outputs.items()}
+    main = outputs.get("output", outputs.get("forward_output"))
+    tags.update(device)
+    eligible = [entry["cudnn_eligible"] for entry in checks["layers"]
+                if "cudnn_eligible" in entry]
+    if eligible:  # cuDNN runs only where the config allows it and TensorFlow sees a GPU
+        tags["cudnn.used"] = str(all(eligible) and device["device.kind"] == "GPU").lower()
+    tags.update({"shape.input": format_shape(inputs.shape),
+                 "shape.match": str(checks["match"]).lower(),
+                 "predictions.sha256": predictions_sha256(inputs, outputs),
+                 "mlflow.note.content": outcome.line})
+    tags.update({f"shape.{k}": format_shape(v) for k, v in outcome.outputs.items()})
+    metrics.update({"param_count": checks["param_count"], "predict_seconds": seconds,
+                    "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
+                    "output.abs_max": float(np.max(np.abs(main))),
+                    "oracle.max_abs_err": checks["oracle.max_abs_err"],
+                    "process.rss_mb": resident_mb()})
+    if checks["problems"]:
+        raise CheckError("; ".join(checks["problems"]))
+    if not checks["oracle.max_abs_err"] <= tolerance:
+        raise CheckError(f"oracle.max_abs_err {checks['oracle.max_abs_err']:.3g} exceeds "
+                         f"tolerance {tolerance:g}: Keras and the NumPy reference disagree")
+
+
+def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, output_dir: Path,
+            tolerance: float) -> JobOutcome:
+    """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
+    import keras  # noqa: F401  (TensorFlow's import, before the run exists)
+
+    logging.getLogger("tensorflow").addFilter(_RETRACING_FILTER)
     artifact_dir = output_dir / "artifacts"
     artifact_dir.mkdir(parents=True, exist_ok=True)
     params, tags, metrics = dict(choices), {}, {}
@@ -197,58 +242,27 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
         params.update(flatten(resolved(cfg)))
     except Exception:  # job_spec below meets the same error, inside the run
         pass
-    with interruptible():
+    with interruptible():  # from here a signal is kept, and ends the run KILLED
         try:
-            with signals_deferred():  # a signal now is acted on once the run exists
-                run_id = tracking.start_job(cfg.tracking, run_name, job_tags)
-            spec = job_spec(cfg)
-            outcome.label = spec.label
-            tags.update({f"expected.{k}": format_shape(v) for k, v in spec.expected.outputs.items()})
-            if cfg.gpu_memory_growth:
-                allow_memory_growth()
-            _freeze_what_is_loaded()
-            keras.backend.clear_session()  # fresh layer names and graph state for every job
-            keras.utils.set_random_seed(cfg.seed)
-            inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
-            model = build_model(spec.layers, spec.plan, spec.name)
-            outputs, seconds = predict(model, inputs)
-            checks = check_outputs(spec, model, inputs, outputs, cfg.reference_rows)
-            device = describe_device()
-            _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device, spec.label)
-
-            outcome.outputs = {name: tuple(array.shape) for name, array in outputs.items()}
-            main = outputs.get("output", outputs.get("forward_output"))
-            tags.update(device)
-            eligible = [entry["cudnn_eligible"] for entry in checks["layers"]
-                        if "cudnn_eligible" in entry]
-            if eligible:  # cuDNN runs only where the config allows it and TensorFlow sees a GPU
-                tags["cudnn.used"] = str(all(eligible) and device["device.kind"] == "GPU").lower()
-            tags.update({"shape.input": format_shape(inputs.shape),
-                         "shape.match": str(checks["match"]).lower(),
-                         "predictions.sha256": predictions_sha256(inputs, outputs),
-                         "mlflow.note.content": outcome.line})
-            tags.update({f"shape.{k}": format_shape(v) for k, v in outcome.outputs.items()})
-            metrics.update({"param_count": checks["param_count"], "predict_seconds": seconds,
-                            "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
-                            "output.abs_max": float(np.max(np.abs(main))),
-                            "oracle.max_abs_err": checks["oracle.max_abs_err"],
-                            "process.rss_mb": resident_mb()})
-            if checks["problems"]:
-                raise CheckError("; ".join(checks["problems"]))
-            if not checks["oracle.max_abs_err"] <= tolerance:
-                raise CheckError(f"oracle.max_abs_err {checks['oracle.max_abs_err']:.3g} exceeds "
-                                 f"tolerance {tolerance:g}: Keras and the NumPy reference disagree")
+            run_id = tracking.start_job(cfg.tracking, run_name, job_tags)
+            with signals_raise():
+                _measure(cfg, tolerance, artifact_dir, outcome, tags, metrics)
         except (Exception, SystemExit) as error:  # Interrupted too: its run ends KILLED
             outcome.error = error
+        interrupted = signal_received()  # raised above, or swallowed by a finaliser
+        if interrupted is not None and not isinstance(outcome.error, Interrupted):
+            outcome.error = interrupted
         if run_id is not None:  # else the store itself failed: the error says so
-            with signals_deferred():
-                try:
-                    tracking.finish_job(cfg.tracking, run_id, params, tags, metrics,
-                                        artifact_dir, outcome.error)
-                except tracking.StoreUnreachable as error:  # the result is lost, not the job
-                    own = f"; the job itself: {outcome.line}" if outcome.error else ""
-                    outcome.error = tracking.StoreUnreachable(
-                        f"{error}; run {run_id} could not be closed{own}")
+            try:
+                tracking.finish_job(cfg.tracking, run_id, params, tags, metrics,
+                                    artifact_dir, outcome.error)
+            except tracking.StoreUnreachable as error:  # the result is lost, not the job
+                own = f"; the job itself: {outcome.line}" if outcome.error else ""
+                outcome.error = tracking.StoreUnreachable(
+                    f"{error}; run {run_id} could not be closed{own}")
+        late = signal_received()  # one that came while recording: the run is ended already
+        if late is not None and not isinstance(outcome.error, Interrupted):
+            outcome.error = late
     if isinstance(outcome.error, Interrupted):
         raise outcome.error  # the process exits 128 + signal, once the run is KILLED
     return outcome

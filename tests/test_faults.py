@@ -34,6 +34,34 @@ sys.argv = ["runner", *sys.argv[1:]]
 runpy.run_module("runner", run_name="__main__", alter_sys=True)
 """
 
+# A signal whose Interrupted is raised inside a finaliser (as clear_session()'s gc.collect() runs
+# them) is only printed by Python: the job must still end KILLED, not carry on to FINISHED.
+SWALLOWED = """
+import gc, os, runpy, signal, sys
+import runner.model as model
+
+real = model.build_model
+
+
+class Finaliser:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100_000):  # the handler runs here, and its exception goes nowhere
+            pass
+
+
+def build_model(layers, plan, name):
+    cycle = Finaliser()
+    cycle.itself = cycle
+    del cycle
+    gc.collect()
+    return real(layers, plan, name)
+
+model.build_model = build_model
+sys.argv = ["runner", *sys.argv[1:]]
+runpy.run_module("runner", run_name="__main__", alter_sys=True)
+"""
+
 
 def _env(store_uri):
     return {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -46,8 +74,8 @@ def _start_slow_job(tmp_path, store_uri):
         text=True)
 
 
-def _wait_until_running(tmp_path, process, limit=120.0):
-    """Poll the store until the job's run is RUNNING (the job is then mid-way)."""
+def _wait_until_running(tmp_path, process, runs=1, limit=120.0):
+    """Poll the store until its `runs` runs are all RUNNING (the job is then mid-way)."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stdout.read()
@@ -56,7 +84,7 @@ def _wait_until_running(tmp_path, process, limit=120.0):
                 "select status from runs").fetchall()
         except sqlite3.OperationalError:
             rows = []
-        if rows == [("RUNNING",)]:
+        if rows == [("RUNNING",)] * runs:
             return
         time.sleep(0.2)
     pytest.fail("the job's run never started")
@@ -73,6 +101,32 @@ def test_a_signal_mid_job_ends_its_run_killed(tmp_path, store_uri, client, signu
     assert run.data.tags["error"] == (
         f"Interrupted: {signal.Signals(signum).name} received (exit code {code})")
     assert "data.timesteps" in run.data.params  # what was known is flushed with it
+
+
+def test_ctrl_c_on_a_sweep_ends_the_job_and_the_parent_killed(tmp_path, store_uri, client):
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "runner", "-m", *SLOW[1:], "model=lstm,gru",
+         f"hydra.sweep.dir={tmp_path}/multirun"],
+        cwd=tmp_path, env=_env(store_uri), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    _wait_until_running(tmp_path, sweep, runs=2)  # the parent and the first job
+    sweep.send_signal(signal.SIGINT)
+    assert sweep.wait(timeout=120) == 130
+    parent, job = runs_of(client)
+    assert "mlflow.parentRunId" not in parent.data.tags
+    assert (parent.info.status, job.info.status) == ("KILLED", "KILLED")
+    assert job.info.run_name == "data.batch_size=256,data.timesteps=4000,model.units=64,model=lstm"
+    assert job.data.tags["error"] == "Interrupted: SIGINT received (exit code 130)"
+
+
+def test_a_signal_swallowed_by_a_finaliser_still_ends_the_run_killed(tmp_path, store_uri, client):
+    result = subprocess.run([sys.executable, "-c", SWALLOWED, "model=gru"], cwd=tmp_path,
+                            env=_env(store_uri), capture_output=True, text=True, timeout=300)
+    assert "Exception ignored in" in result.stderr  # Python swallowed the handler's exception
+    assert result.returncode == 143
+    [run] = runs_of(client)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["error"] == "Interrupted: SIGTERM received (exit code 143)"
 
 
 def test_kill_9_is_reaped_by_the_next_start(tmp_path, store_uri, client, run_cli):

@@ -11,7 +11,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf, open_dict
 
-from runner.signals import Interrupted, interruptible, signals_deferred
+from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
 
 
@@ -129,30 +129,40 @@ class GridSweeper(BasicSweeper):
         env = tracking.sweep_env(parent_id, tracking.tracking_uri(self.config.tracking))
         self.hydra_context.config_loader = _ComposedOnce(self.hydra_context.config_loader,
                                                          self._composed, env)
-        status = None  # decided by the children, unless the sweep itself is interrupted
-        try:
-            with interruptible():
-                returns = super().sweep(arguments)
-        except Interrupted:
-            status = "KILLED"
-            raise
-        finally:
-            with signals_deferred():
-                jobs = [_job_report(r) for r in self.launcher.returns]
-                try:
-                    rows = tracking.finish_sweep(self.config.tracking, parent_id, status, jobs)
-                except tracking.StoreUnreachable as error:
-                    rows = [tracking.unrecorded_row(job) for job in jobs]
-                    print(summary_table(rows), flush=True)
-                    print(f"error: {error}; the sweep's parent run {parent_id} could not be "
-                          f"closed", file=sys.stderr)
-                    sys.exit(1)
+        interrupted = None
+        with interruptible():  # a signal cuts the jobs short, never the closing of the parent
+            try:
+                with signals_raise():
+                    returns = super().sweep(arguments)
+            except Interrupted as error:
+                interrupted = error
+            finally:
+                interrupted = interrupted or signal_received()
+                rows = self._close_parent(parent_id, interrupted)
+        if interrupted is not None:
+            raise interrupted
         print(summary_table(rows), flush=True)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         if failed:
             print(f"{len(failed)} of {len(rows)} jobs failed: {'; '.join(failed)}", file=sys.stderr)
             sys.exit(1)
         return returns
+
+    def _close_parent(self, parent_id: str, interrupted) -> list:
+        """The parent's summary from every job's return; its status is the children's, unless
+        the sweep itself was interrupted (KILLED)."""
+        from runner import tracking
+        from runner.report import summary_table
+
+        jobs = [_job_report(r) for r in self.launcher.returns]
+        status = "KILLED" if interrupted is not None else None
+        try:
+            return tracking.finish_sweep(self.config.tracking, parent_id, status, jobs)
+        except tracking.StoreUnreachable as error:
+            print(summary_table([tracking.unrecorded_row(job) for job in jobs]), flush=True)
+            print(f"error: {error}; the sweep's parent run {parent_id} could not be closed",
+                  file=sys.stderr)
+            sys.exit(1)
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         """Done once for the whole grid in `sweep`; explain jobs report their own cells."""
