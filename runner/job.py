@@ -16,6 +16,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from runner import tracking
+from runner.recorder import RecorderGone, recorder
 from runner.shapes import cudnn_eligible, format_shape, outputs_line
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.spec import JobSpec, job_spec, resolved
@@ -230,9 +231,6 @@ def _measure(cfg: DictConfig, tolerance: float, artifact_dir: Path, outcome: Job
 def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, output_dir: Path,
             tolerance: float) -> JobOutcome:
     """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
-    import keras  # noqa: F401  (TensorFlow's import, before the run exists)
-
-    logging.getLogger("tensorflow").addFilter(_RETRACING_FILTER)
     artifact_dir = output_dir / "artifacts"
     artifact_dir.mkdir(parents=True, exist_ok=True)
     params, tags, metrics = dict(choices), {}, {}
@@ -244,7 +242,12 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
         pass
     with interruptible():  # from here a signal is kept, and ends the run KILLED
         try:
-            run_id = tracking.start_job(cfg.tracking, run_name, job_tags)
+            recording = recorder()
+            started = recording.submit("start_job", cfg.tracking, run_name, job_tags)
+            import keras  # noqa: F401  (TensorFlow's import, while MLflow's is made elsewhere)
+
+            logging.getLogger("tensorflow").addFilter(_RETRACING_FILTER)
+            run_id = recording.result(started)
             with signals_raise():
                 _measure(cfg, tolerance, artifact_dir, outcome, tags, metrics)
         except (Exception, SystemExit) as error:  # Interrupted too: its run ends KILLED
@@ -254,12 +257,11 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             outcome.error = interrupted
         if run_id is not None:  # else the store itself failed: the error says so
             try:
-                tracking.finish_job(cfg.tracking, run_id, params, tags, metrics,
-                                    artifact_dir, outcome.error)
-            except tracking.StoreUnreachable as error:  # the result is lost, not the job
+                recording.call("finish_job", cfg.tracking, run_id, params, tags, metrics,
+                               artifact_dir, outcome.error)
+            except (tracking.StoreUnreachable, RecorderGone) as error:  # the result is lost
                 own = f"; the job itself: {outcome.line}" if outcome.error else ""
-                outcome.error = tracking.StoreUnreachable(
-                    f"{error}; run {run_id} could not be closed{own}")
+                outcome.error = type(error)(f"{error}; run {run_id} could not be closed{own}")
         late = signal_received()  # one that came while recording: the run is ended already
         if late is not None and not isinstance(outcome.error, Interrupted):
             outcome.error = late

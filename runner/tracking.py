@@ -8,6 +8,7 @@ import re
 import socket
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -64,6 +65,21 @@ def _artifact_location(uri: str, tracking_cfg) -> Optional[str]:
 SERVER_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a job failed, as its run records it; made where the exception is, sent anywhere."""
+    line: str
+    traceback: str
+    status: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> "Failure":
+        return cls(line=f"{type(error).__name__}: {error}",
+                   traceback="".join(traceback.format_exception(
+                       type(error), error, error.__traceback__)),
+                   status="KILLED" if isinstance(error, Interrupted) else "FAILED")
 
 
 class StoreUnreachable(RuntimeError):
@@ -185,8 +201,17 @@ def _process_started(pid: int) -> str:
         return ""
 
 
+_owner = None  # the job process this one records for (runner.recorder), else this one
+
+
+def record_for(pid: int) -> None:
+    """Tag runs with `pid` as their process: the one whose death leaves them orphaned."""
+    global _owner
+    _owner = pid
+
+
 def _process_tags() -> dict:
-    pid = os.getpid()
+    pid = _owner or os.getpid()
     return {"runner.host": socket.gethostname(), "runner.pid": str(pid),
             "runner.pid_started": _process_started(pid)}
 
@@ -211,27 +236,34 @@ def reap_orphans(client, experiment_id: str) -> list:
     return reaped
 
 
-def start_sweep(config) -> str:
-    """Create a multirun's parent run before any job starts, and hand it to every job.
-
-    The parent's id and the store travel in each job's config (`hydra.job.env_set`), so a job
-    finds them in this process or in a worker elsewhere, never through an active-run lookup.
-    """
+def parent_request(config) -> tuple:
+    """The tracking config, name and tags of a multirun's parent run (in the sweep's process)."""
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict, read_write
 
     HydraConfig.instance().set_config(config)  # so `${hydra:runtime.cwd}` resolves here too
-    uri = tracking_uri(config.tracking)
     name = " ".join(config.hydra.overrides.task) or "multirun"
     tags = {"sweep.dir": config.hydra.sweep.dir, "sweep.overrides": name, **_process_tags()}
-    with _server_calls(uri):
-        client, experiment_id = open_store(config.tracking)
-        reap_orphans(client, experiment_id)
-        parent_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    return config.tracking, name, tags
+
+
+@_names_the_server
+def create_parent(tracking_cfg, name: str, tags: dict) -> str:
+    """Create a multirun's parent run before any job starts (orphans of this host reaped)."""
+    client, experiment_id = open_store(tracking_cfg)
+    reap_orphans(client, experiment_id)
+    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+
+def hand_to_jobs(config, parent_id: str) -> None:
+    """The parent's id and the store travel in each job's config (`hydra.job.env_set`), so a
+    job finds them in this process or in a worker elsewhere, never through an active-run lookup.
+    """
+    from omegaconf import open_dict, read_write
+
+    uri = tracking_uri(config.tracking)
     with read_write(config.hydra.overrides), open_dict(config.hydra.overrides):
         for name, value in sweep_env(parent_id, uri).items():
             config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{name}='{value}'")
-    return parent_id
 
 
 def sweep_env(parent_id: str, uri: str) -> dict:
@@ -254,18 +286,18 @@ def start_job(tracking_cfg, name: str, tags: dict) -> str:
 
 @_names_the_server
 def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dict,
-               artifact_dir: Path, error: Optional[BaseException] = None) -> None:
-    """Log everything a job produced in one batch, then end its run FINISHED or FAILED."""
+               artifact_dir: Path, error=None) -> None:
+    """Log everything a job produced in one batch, then end its run FINISHED, or FAILED or
+    KILLED by `error` (an exception, or its `Failure`)."""
     from mlflow.entities import Metric, Param, RunTag
 
     client, _ = open_store(tracking_cfg)
     status = "FINISHED"
     if error is not None:
-        (artifact_dir / "error.txt").write_text(
-            "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        )
-        tags = {**tags, "error": f"{type(error).__name__}: {error}"[:ERROR_TAG_LIMIT]}
-        status = "KILLED" if isinstance(error, Interrupted) else "FAILED"
+        failure = error if isinstance(error, Failure) else Failure.of(error)
+        (artifact_dir / "error.txt").write_text(failure.traceback)
+        tags = {**tags, "error": failure.line[:ERROR_TAG_LIMIT]}
+        status = failure.status
     params, long_values = _params_for_mlflow(params)
     for key, value in long_values.items():
         (artifact_dir / "params").mkdir(exist_ok=True)

@@ -74,6 +74,14 @@ def _start_slow_job(tmp_path, store_uri):
         text=True)
 
 
+def _cmdline(process: Path) -> str:
+    """A process's command line from /proc, or "" once it has ended (a zombie has none)."""
+    try:
+        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
 def _wait_until_running(tmp_path, process, runs=1, limit=120.0):
     """Poll the store until its `runs` runs are all RUNNING (the job is then mid-way)."""
     deadline = time.monotonic() + limit
@@ -132,10 +140,17 @@ def test_a_signal_swallowed_by_a_finaliser_still_ends_the_run_killed(tmp_path, s
 def test_kill_9_is_reaped_by_the_next_start(tmp_path, store_uri, client, run_cli):
     process = _start_slow_job(tmp_path, store_uri)
     _wait_until_running(tmp_path, process)
+    [recorder] = [p for p in Path("/proc").glob("[0-9]*")
+                  if _cmdline(p).endswith(f"-m runner.recorder {process.pid}")]
     process.kill()
     process.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while _cmdline(recorder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _cmdline(recorder)  # the job's recorder saw its pipe close and ended
     [orphan] = runs_of(client)
     assert orphan.info.status == "RUNNING"  # nothing in MLflow reaps it by itself
+    assert orphan.data.tags["runner.pid"] == str(process.pid)  # the job's, not its recorder's
 
     assert run_cli("model=simple_rnn").returncode == 0
     orphan, fresh = runs_of(client)

@@ -4,6 +4,7 @@ import sys
 import time
 from typing import Any, List, Sequence
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -116,16 +117,22 @@ class GridSweeper(BasicSweeper):
                 sys.exit(1)
             return returns
 
-        self.progress.total = self._compose_every_cell(arguments)
-        self.progress.started = time.time()
         from runner import tracking
+        from runner.recorder import RecorderGone, recorder
         from runner.report import summary_table
 
+        recording = recorder()  # MLflow's import, over there, while the cells are composed
+        self.progress.total = self._compose_every_cell(arguments)
+        self.progress.started = time.time()
         try:
-            parent_id = tracking.start_sweep(self.config)
-        except tracking.StoreUnreachable as error:
+            created = recording.submit("create_parent", *tracking.parent_request(self.config))
+            if isinstance(self.launcher.launcher, BasicLauncher):  # the jobs run here
+                import keras  # noqa: F401  (TensorFlow's import, while the parent is created)
+            parent_id = recording.result(created)
+        except (tracking.StoreUnreachable, RecorderGone) as error:
             print(f"error: {error}; no job was started", file=sys.stderr)
             sys.exit(1)
+        tracking.hand_to_jobs(self.config, parent_id)
         env = tracking.sweep_env(parent_id, tracking.tracking_uri(self.config.tracking))
         self.hydra_context.config_loader = _ComposedOnce(self.hydra_context.config_loader,
                                                          self._composed, env)
@@ -154,11 +161,13 @@ class GridSweeper(BasicSweeper):
         from runner import tracking
         from runner.report import summary_table
 
+        from runner.recorder import RecorderGone, recorder
+
         jobs = [_job_report(r) for r in self.launcher.returns]
         status = "KILLED" if interrupted is not None else None
         try:
-            return tracking.finish_sweep(self.config.tracking, parent_id, status, jobs)
-        except tracking.StoreUnreachable as error:
+            return recorder().call("finish_sweep", self.config.tracking, parent_id, status, jobs)
+        except (tracking.StoreUnreachable, RecorderGone) as error:
             print(summary_table([tracking.unrecorded_row(job) for job in jobs]), flush=True)
             print(f"error: {error}; the sweep's parent run {parent_id} could not be closed",
                   file=sys.stderr)
