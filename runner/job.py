@@ -155,7 +155,7 @@ def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict,
 
 
 def _write_artifacts(directory: Path, cfg: DictConfig, model, inputs: np.ndarray, outputs: dict,
-                     shapes: dict, device: dict, label: str) -> None:
+                     shapes: dict, device: dict, label: str, pictures: list) -> None:
     (directory / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (directory / "shapes.json").write_text(json.dumps(shapes, indent=2))
     (directory / "device.json").write_text(json.dumps(device, indent=2))
@@ -165,9 +165,7 @@ def _write_artifacts(directory: Path, cfg: DictConfig, model, inputs: np.ndarray
     (directory / "model_summary.txt").write_text(summary.getvalue())
     main = outputs.get("output", outputs.get("forward_output"))
     if main.ndim == 3:  # every timestep: the picture the notebook draws of return_sequences
-        from runner.plots import output_over_time
-
-        output_over_time(main, label, directory / "output_over_time.png")
+        pictures.append(("output_over_time.png", main[:4, :, :8], label))  # drawn by the recorder
 
 
 @functools.lru_cache(maxsize=None)
@@ -180,9 +178,10 @@ def _freeze_what_is_loaded() -> None:
 
 
 def _measure(cfg: DictConfig, tolerance: float, artifact_dir: Path, outcome: JobOutcome,
-             tags: dict, metrics: dict) -> None:
+             tags: dict, metrics: dict, pictures: list) -> None:
     """Build, predict and check one job, writing its artifacts; what it learns goes into
-    `outcome`, `tags` and `metrics` as it goes, so a failure half-way still records it."""
+    `outcome`, `tags`, `metrics` and `pictures` as it goes, so a failure half-way still
+    records it."""
     import keras
 
     from runner.data import make_inputs
@@ -202,7 +201,8 @@ def _measure(cfg: DictConfig, tolerance: float, artifact_dir: Path, outcome: Job
     outputs, seconds = predict(model, inputs)
     checks = check_outputs(spec, model, inputs, outputs, cfg.reference_rows)
     device = describe_device()
-    _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device, spec.label)
+    _write_artifacts(artifact_dir, cfg, model, inputs, outputs, checks, device, spec.label,
+                     pictures)
 
     outcome.outputs = {name: tuple(array.shape) for name, array in outputs.items()}
     main = outputs.get("output", outputs.get("forward_output"))
@@ -233,7 +233,7 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
     """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
     artifact_dir = output_dir / "artifacts"
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    params, tags, metrics = dict(choices), {}, {}
+    params, tags, metrics, pictures = dict(choices), {}, {}, []
     outcome = JobOutcome(label=run_name)
     run_id = None
     try:  # before the run exists, so even a run killed at once records its config
@@ -247,18 +247,22 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
             import keras  # noqa: F401  (TensorFlow's import, while MLflow's is made elsewhere)
 
             logging.getLogger("tensorflow").addFilter(_RETRACING_FILTER)
-            run_id = recording.result(started)
+            # a sweep here goes on at once; a job alone learns first that its store answers
+            run_id = recording.later(started) if recording.deferring else recording.result(started)
             with signals_raise():
-                _measure(cfg, tolerance, artifact_dir, outcome, tags, metrics)
+                _measure(cfg, tolerance, artifact_dir, outcome, tags, metrics, pictures)
         except (Exception, SystemExit) as error:  # Interrupted too: its run ends KILLED
             outcome.error = error
         interrupted = signal_received()  # raised above, or swallowed by a finaliser
         if interrupted is not None and not isinstance(outcome.error, Interrupted):
             outcome.error = interrupted
-        if run_id is not None:  # else the store itself failed: the error says so
+        finish = ("finish_job", cfg.tracking, run_id, params, tags, metrics, artifact_dir,
+                  outcome.error, pictures)
+        if run_id is not None and recording.deferring:  # the sweep here settles it, in order
+            recording.defer(int(job_tags.get("job.num", 0)), *finish)
+        elif run_id is not None:  # else the store itself failed: the error says so
             try:
-                recording.call("finish_job", cfg.tracking, run_id, params, tags, metrics,
-                               artifact_dir, outcome.error)
+                recording.call(*finish)
             except (tracking.StoreUnreachable, RecorderGone) as error:  # the result is lost
                 own = f"; the job itself: {outcome.line}" if outcome.error else ""
                 outcome.error = type(error)(f"{error}; run {run_id} could not be closed{own}")

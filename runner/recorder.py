@@ -24,6 +24,14 @@ CALLS = ("create_parent", "start_job", "finish_job", "finish_sweep")
 ENV_PREFIXES = ("MLFLOW_", "RUNNER_PARENT_RUN_ID")
 
 
+class Answer:
+    """Stands, in a later call's arguments, for the answer to an earlier call (a run's id):
+    the job goes on without waiting for it, the recorder puts it in."""
+
+    def __init__(self, ticket: int) -> None:
+        self.ticket = ticket
+
+
 class RecorderGone(RuntimeError):
     """The recording process ended before it answered."""
 
@@ -51,6 +59,10 @@ class Recorder:
         self.sent = 0
         self.answered = {}
         self.received = 0
+        # An in-process sweep lets its jobs go on while their runs are recorded (`defer`), and
+        # settles them all before it closes the parent.
+        self.deferring = False
+        self.deferred = []
 
     def submit(self, call: str, *args) -> int:
         if call not in CALLS:
@@ -80,6 +92,24 @@ class Recorder:
 
     def call(self, call: str, *args) -> Any:
         return self.result(self.submit(call, *args))
+
+    def later(self, ticket: int) -> Answer:
+        return Answer(ticket)
+
+    def defer(self, key: Any, call: str, *args) -> None:
+        """Ask now; whether it worked is known at `settle`, under `key`."""
+        self.deferred.append((key, self.submit(call, *args)))
+
+    def settle(self) -> dict:
+        """Wait for every deferred call: {key: the error} of those that failed."""
+        failed = {}
+        for key, ticket in self.deferred:
+            try:
+                self.result(ticket)
+            except Exception as error:
+                failed[key] = error
+        self.deferred = []
+        return failed
 
     def _gone(self) -> RecorderGone:
         code = self.process.poll()
@@ -119,26 +149,40 @@ def _serve(owner: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from mlflow import MlflowClient  # noqa: F401  (before the first call: why this process is)
+    from matplotlib.figure import Figure  # noqa: F401  (and the pictures)
 
     tracking.record_for(owner)
     requests = os.fdopen(os.dup(0), "rb")
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
+    ids = {}  # ticket -> (ok, run id) of the calls that create runs, for later Answers
+    ticket = 0
     while True:
         try:
             call, args, env = pickle.load(requests)
         except EOFError:
             return
+        ticket += 1
         for key in [k for k in os.environ if k.startswith(ENV_PREFIXES)]:
             del os.environ[key]
         os.environ.update(env)
         try:
+            args = [_answer(ids, a) if isinstance(a, Answer) else a for a in args]
             answer = (True, getattr(tracking, CALLS[CALLS.index(call)])(*args))
         except BaseException as error:  # sent back, raised in the job
             answer = (False, _picklable(error))
+        if call in ("create_parent", "start_job"):
+            ids[ticket] = answer
         pickle.dump(answer, answers)
         answers.flush()
+
+
+def _answer(ids: dict, answer: Answer):
+    ok, value = ids.pop(answer.ticket)
+    if not ok:
+        raise value  # the run was never created: this call fails the same way
+    return value
 
 
 def _picklable(error: BaseException) -> BaseException:
@@ -150,4 +194,6 @@ def _picklable(error: BaseException) -> BaseException:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    from runner.recorder import _serve as serve  # this module by its name, as the job pickles
+
+    serve(int(sys.argv[1]))

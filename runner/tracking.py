@@ -286,12 +286,20 @@ def start_job(tracking_cfg, name: str, tags: dict) -> str:
 
 @_names_the_server
 def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dict,
-               artifact_dir: Path, error=None) -> None:
-    """Log everything a job produced in one batch, then end its run FINISHED, or FAILED or
-    KILLED by `error` (an exception, or its `Failure`)."""
+               artifact_dir: Path, error=None, pictures: Sequence[tuple] = ()) -> None:
+    """Draw the run's pictures ((file name, output, title): output over time), log everything
+    the job produced in one batch, then end its run FINISHED, or FAILED or KILLED by `error`
+    (an exception, or its `Failure`); a picture that cannot be drawn fails the run."""
     from mlflow.entities import Metric, Param, RunTag
 
     client, _ = open_store(tracking_cfg)
+    for name, output, title in pictures:
+        from runner.plots import output_over_time
+
+        try:
+            output_over_time(output, title, artifact_dir / name)
+        except Exception as drawing:
+            error = error or drawing
     status = "FINISHED"
     if error is not None:
         failure = error if isinstance(error, Failure) else Failure.of(error)

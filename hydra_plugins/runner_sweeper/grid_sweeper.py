@@ -127,6 +127,7 @@ class GridSweeper(BasicSweeper):
         try:
             created = recording.submit("create_parent", *tracking.parent_request(self.config))
             if isinstance(self.launcher.launcher, BasicLauncher):  # the jobs run here
+                recording.deferring = True  # each job goes on while its run is recorded
                 import keras  # noqa: F401  (TensorFlow's import, while the parent is created)
             parent_id = recording.result(created)
         except (tracking.StoreUnreachable, RecorderGone) as error:
@@ -163,7 +164,14 @@ class GridSweeper(BasicSweeper):
 
         from runner.recorder import RecorderGone, recorder
 
+        unclosed = recorder().settle()  # every job's run ended, or why not
         jobs = [_job_report(r) for r in self.launcher.returns]
+        for job in jobs:
+            if job["job"] in unclosed:
+                job["ok"] = False
+                job["line"] += f"; its run could not be closed: {unclosed[job['job']]}"
+                print(f"error: job {job['job']} {job['overrides']}: its run could not be closed: "
+                      f"{unclosed[job['job']]}", file=sys.stderr)
         status = "KILLED" if interrupted is not None else None
         try:
             return recorder().call("finish_sweep", self.config.tracking, parent_id, status, jobs)
