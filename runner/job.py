@@ -228,6 +228,11 @@ def _measure(cfg: DictConfig, tolerance: float, artifact_dir: Path, outcome: Job
                          f"tolerance {tolerance:g}: Keras and the NumPy reference disagree")
 
 
+def _now_ms() -> int:
+    """Now, as MLflow times runs: the job's own clock, not the recorder's."""
+    return int(time.time() * 1000)
+
+
 def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, output_dir: Path,
             tolerance: float) -> JobOutcome:
     """Build, predict, check and record one job; a failure ends its run FAILED, never RUNNING."""
@@ -243,7 +248,8 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
     with interruptible():  # from here a signal is kept, and ends the run KILLED
         try:
             recording = recorder()
-            started = recording.submit("start_job", cfg.tracking, run_name, job_tags)
+            started = recording.submit("start_job", cfg.tracking, run_name, job_tags,
+                                       _now_ms())
             import keras  # noqa: F401  (TensorFlow's import, while MLflow's is made elsewhere)
 
             logging.getLogger("tensorflow").addFilter(_RETRACING_FILTER)
@@ -257,15 +263,17 @@ def run_job(cfg: DictConfig, run_name: str, job_tags: dict, choices: dict, outpu
         if interrupted is not None and not isinstance(outcome.error, Interrupted):
             outcome.error = interrupted
         finish = ("finish_job", cfg.tracking, run_id, params, tags, metrics, artifact_dir,
-                  outcome.error, pictures)
-        if run_id is not None and recording.deferring:  # the sweep here settles it, in order
-            recording.defer(int(job_tags.get("job.num", 0)), *finish)
-        elif run_id is not None:  # else the store itself failed: the error says so
+                  outcome.error, pictures, _now_ms())
+        if run_id is not None:  # else the store itself failed: the error says so
             try:
-                recording.call(*finish)
+                if recording.deferring:  # the sweep here settles it, in order
+                    recording.defer(int(job_tags.get("job.num", 0)), *finish)
+                else:
+                    recording.call(*finish)
             except (tracking.StoreUnreachable, RecorderGone) as error:  # the result is lost
                 own = f"; the job itself: {outcome.line}" if outcome.error else ""
-                outcome.error = type(error)(f"{error}; run {run_id} could not be closed{own}")
+                run = f"run {run_id}" if isinstance(run_id, str) else "its run"
+                outcome.error = type(error)(f"{error}; {run} could not be closed{own}")
         late = signal_received()  # one that came while recording: the run is ended already
         if late is not None and not isinstance(outcome.error, Interrupted):
             outcome.error = late

@@ -63,6 +63,7 @@ class Recorder:
         # settles them all before it closes the parent.
         self.deferring = False
         self.deferred = []
+        self.lost = {}  # what an earlier recorder of this process had not recorded when it ended
 
     def submit(self, call: str, *args) -> int:
         if call not in CALLS:
@@ -102,7 +103,7 @@ class Recorder:
 
     def settle(self) -> dict:
         """Wait for every deferred call: {key: the error} of those that failed."""
-        failed = {}
+        failed, self.lost = self.lost, {}
         for key, ticket in self.deferred:
             try:
                 self.result(ticket)
@@ -138,8 +139,11 @@ def recorder() -> Recorder:
     """This process's recorder, started on first use (in each worker of a launcher too)."""
     global _recorder
     if _recorder is None or _recorder.process.poll() is not None:
-        _recorder = Recorder()
+        ended, _recorder = _recorder, Recorder()
         atexit.register(_recorder.close)
+        if ended is not None:  # what it had still to record is lost: the sweep will say so
+            _recorder.deferring = ended.deferring
+            _recorder.lost = ended.settle()
     return _recorder
 
 

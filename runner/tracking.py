@@ -272,8 +272,9 @@ def sweep_env(parent_id: str, uri: str) -> dict:
 
 
 @_names_the_server
-def start_job(tracking_cfg, name: str, tags: dict) -> str:
-    """Create one job's run, nested under the sweep's parent when there is one."""
+def start_job(tracking_cfg, name: str, tags: dict, start_ms: Optional[int] = None) -> str:
+    """Create one job's run, nested under the sweep's parent when there is one; `start_ms`:
+    when the job started, wherever and whenever this is called."""
     client, experiment_id = open_store(tracking_cfg)
     tags = {**tags, **_process_tags()}
     parent = os.environ.get(PARENT_RUN_ENV)
@@ -281,12 +282,14 @@ def start_job(tracking_cfg, name: str, tags: dict) -> str:
         tags["mlflow.parentRunId"] = parent
     else:
         reap_orphans(client, experiment_id)  # a sweep did this once, before its jobs
-    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    return client.create_run(experiment_id, run_name=name, tags=tags,
+                             start_time=start_ms).info.run_id
 
 
 @_names_the_server
 def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dict,
-               artifact_dir: Path, error=None, pictures: Sequence[tuple] = ()) -> None:
+               artifact_dir: Path, error=None, pictures: Sequence[tuple] = (),
+               end_ms: Optional[int] = None) -> None:
     """Draw the run's pictures ((file name, output, title): output over time), log everything
     the job produced in one batch, then end its run FINISHED, or FAILED or KILLED by `error`
     (an exception, or its `Failure`); a picture that cannot be drawn fails the run."""
@@ -318,7 +321,7 @@ def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dic
     )
     if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
         client.log_artifacts(run_id, str(artifact_dir))
-    client.set_terminated(run_id, status)
+    client.set_terminated(run_id, status, end_time=end_ms)
 
 
 SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "expected.output",
@@ -346,6 +349,9 @@ def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None,
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
         max_results=10000,
     )
+    if status is None:  # every job has returned: a child still RUNNING lost its end
+        children = [_end_unclosed(client, child) if child.info.status == "RUNNING" else child
+                    for child in children]
     rows = [_child_row(child) for child in children]
     recorded = {row["job"] for row in rows}
     rows += [unrecorded_row(job) for job in jobs if job["job"] not in recorded]
@@ -367,6 +373,14 @@ def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None,
         client.set_tag(parent_id, "jobs.failed_cells", "; ".join(failed)[:ERROR_TAG_LIMIT])
     client.set_terminated(parent_id, status or ("FAILED" if failed else "FINISHED"))
     return rows
+
+
+def _end_unclosed(client, child):
+    """End FAILED a child whose job returned without closing it (its recorder ended)."""
+    client.set_tag(child.info.run_id, "error",
+                   "its job returned, but its run was never closed (the recording process ended)")
+    client.set_terminated(child.info.run_id, "FAILED")
+    return client.get_run(child.info.run_id)
 
 
 def _child_row(child) -> dict:
