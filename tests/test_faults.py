@@ -74,6 +74,21 @@ def _start_slow_job(tmp_path, store_uri):
         text=True)
 
 
+def _start_slow_sweep(tmp_path, store_uri, models):
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "-m", *SLOW[1:], f"model={models}",
+         f"hydra.sweep.dir={tmp_path}/multirun"],
+        cwd=tmp_path, env=_env(store_uri), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+
+
+def _recorder_of(pid: int) -> Path:
+    """The /proc entry of the recorder process of the runner process `pid`."""
+    [recorder] = [p for p in Path("/proc").glob("[0-9]*")
+                  if _cmdline(p).endswith(f"-m runner.recorder {pid}")]
+    return recorder
+
+
 def _cmdline(process: Path) -> str:
     """A process's command line from /proc, or "" once it has ended (a zombie has none)."""
     try:
@@ -112,11 +127,7 @@ def test_a_signal_mid_job_ends_its_run_killed(tmp_path, store_uri, client, signu
 
 
 def test_ctrl_c_on_a_sweep_ends_the_job_and_the_parent_killed(tmp_path, store_uri, client):
-    sweep = subprocess.Popen(
-        [sys.executable, "-m", "runner", "-m", *SLOW[1:], "model=lstm,gru",
-         f"hydra.sweep.dir={tmp_path}/multirun"],
-        cwd=tmp_path, env=_env(store_uri), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+    sweep = _start_slow_sweep(tmp_path, store_uri, "lstm,gru")
     _wait_until_running(tmp_path, sweep, runs=2)  # the parent and the first job
     sweep.send_signal(signal.SIGINT)
     assert sweep.wait(timeout=120) == 130
@@ -140,8 +151,7 @@ def test_a_signal_swallowed_by_a_finaliser_still_ends_the_run_killed(tmp_path, s
 def test_kill_9_is_reaped_by_the_next_start(tmp_path, store_uri, client, run_cli):
     process = _start_slow_job(tmp_path, store_uri)
     _wait_until_running(tmp_path, process)
-    [recorder] = [p for p in Path("/proc").glob("[0-9]*")
-                  if _cmdline(p).endswith(f"-m runner.recorder {process.pid}")]
+    recorder = _recorder_of(process.pid)
     process.kill()
     process.wait(timeout=60)
     deadline = time.monotonic() + 30

@@ -4,11 +4,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 from conftest import runs_of
-from test_faults import SLOW, _cmdline, _env, _wait_until_running
+from test_faults import _env, _recorder_of, _start_slow_sweep, _wait_until_running
 
 # The CLI, reporting at exit which heavy modules its own process imported.
 REPORTING = """
@@ -40,14 +38,9 @@ def test_the_job_process_never_imports_mlflow(tmp_path, store_uri, client):
 
 
 def test_a_recorder_killed_mid_sweep_loses_no_job_silently(tmp_path, store_uri, client):
-    sweep = subprocess.Popen(
-        [sys.executable, "-m", "runner", "-m", *SLOW[1:], "model=lstm,gru,simple_rnn",
-         f"hydra.sweep.dir={tmp_path}/multirun"],
-        cwd=tmp_path, env=_env(store_uri), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+    sweep = _start_slow_sweep(tmp_path, store_uri, "lstm,gru,simple_rnn")
     _wait_until_running(tmp_path, sweep, runs=2)  # the parent and the first job
-    [recorder] = [p for p in Path("/proc").glob("[0-9]*")
-                  if _cmdline(p).endswith(f"-m runner.recorder {sweep.pid}")]
+    recorder = _recorder_of(sweep.pid)
     os.kill(int(recorder.name), signal.SIGKILL)  # as the OOM killer would
     out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 1
