@@ -2,8 +2,9 @@
 
 MLflow's import and opening its store take a second or two; in the child they overlap
 TensorFlow's import in the job, and MLflow's memory stays out of the job's process. Calls go in
-order over a pipe and each is answered before its result is used, so nothing is left unwritten:
-a job's run is ended before the job returns, a sweep's parent before the sweep does.
+order over a pipe and are answered in order, so nothing is left unwritten: a job alone waits
+for its run to be ended before it returns; a sweep in one process lets each job go on while
+its run is recorded, and waits for all of them before it closes its parent.
 
 The child ignores SIGINT and SIGTERM (Ctrl-C reaches the whole process group): the job decides
 how its run ends and says so. It exits when the pipe closes, also when the job was killed -9;
@@ -172,8 +173,10 @@ def _serve(owner: int) -> None:
             del os.environ[key]
         os.environ.update(env)
         try:
+            if call not in CALLS:
+                raise ValueError(f"unknown recorder call {call!r}; allowed: {', '.join(CALLS)}")
             args = [_answer(ids, a) if isinstance(a, Answer) else a for a in args]
-            answer = (True, getattr(tracking, CALLS[CALLS.index(call)])(*args))
+            answer = (True, getattr(tracking, call)(*args))
         except BaseException as error:  # sent back, raised in the job
             answer = (False, _picklable(error))
         if call in ("create_parent", "start_job"):
