@@ -170,8 +170,8 @@ def _write_artifacts(directory: Path, cfg: DictConfig, model, inputs: np.ndarray
 
 @functools.lru_cache(maxsize=None)
 def _freeze_what_is_loaded() -> None:
-    """Move every object alive now (TensorFlow, Keras, MLflow, Hydra: modules that live as long
-    as the process) out of the garbage collector's sight, once per process. Each job's
+    """Move every object alive now (TensorFlow, Keras, Hydra: modules that live as long as
+    the process) out of the garbage collector's sight, once per process. Each job's
     `clear_session()` collects garbage; without this it walks those half-million objects every
     time (about 0.27 s a job on this machine), with it only the jobs' own."""
     gc.freeze()

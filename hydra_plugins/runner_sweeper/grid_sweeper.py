@@ -160,9 +160,8 @@ class GridSweeper(BasicSweeper):
         """The parent's summary from every job's return; its status is the children's, unless
         the sweep itself was interrupted (KILLED)."""
         from runner import tracking
-        from runner.report import summary_table
-
         from runner.recorder import RecorderGone, recorder
+        from runner.report import summary_table
 
         unclosed = recorder().settle()  # every job's run ended, or why not
         jobs = [_job_report(r) for r in self.launcher.returns]
