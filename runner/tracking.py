@@ -1,4 +1,6 @@
-"""Every MLflow call of the runner: the store, a sweep's parent run, each job's run."""
+"""Every MLflow call of the runner: the store, a sweep's parent run, each job's run.
+
+The calls that touch the store run in the job's recorder process (`runner.recorder`)."""
 
 import fcntl
 import functools
@@ -295,10 +297,10 @@ def finish_job(tracking_cfg, run_id: str, params: dict, tags: dict, metrics: dic
     (an exception, or its `Failure`); a picture that cannot be drawn fails the run."""
     from mlflow.entities import Metric, Param, RunTag
 
+    from runner.plots import output_over_time
+
     client, _ = open_store(tracking_cfg)
     for name, output, title in pictures:
-        from runner.plots import output_over_time
-
         try:
             output_over_time(output, title, artifact_dir / name)
         except Exception as drawing:
@@ -376,9 +378,10 @@ def finish_sweep(tracking_cfg, parent_id: str, status: Optional[str] = None,
 
 
 def _end_unclosed(client, child):
-    """End FAILED a child whose job returned without closing it (its recorder ended)."""
+    """End FAILED a child whose job ended without closing it (its recorder or worker died)."""
     client.set_tag(child.info.run_id, "error",
-                   "its job returned, but its run was never closed (the recording process ended)")
+                   "its job ended, but its run was never closed (its recording process or its "
+                   "worker died)")
     client.set_terminated(child.info.run_id, "FAILED")
     return client.get_run(child.info.run_id)
 

@@ -54,5 +54,5 @@ def test_a_recorder_killed_mid_sweep_loses_no_job_silently(tmp_path, store_uri, 
     assert parent.info.status == "FAILED"  # closed by the recorder that took over
     assert [r.info.status for r in children] == ["FAILED", "FINISHED", "FINISHED"]
     assert children[0].data.tags["error"] == (
-        "its job returned, but its run was never closed (the recording process ended)")
+        "its job ended, but its run was never closed (its recording process or its worker died)")
     assert parent.data.tags["jobs.failed"] == "1"

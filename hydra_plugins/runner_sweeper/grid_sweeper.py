@@ -56,7 +56,7 @@ class _Collecting:
 
 class _ComposedOnce:
     """The config loader, answering the launcher with the configs the sweeper composed and
-    checked up front (each cell once: composing one costs about 85 ms), given the sweep's
+    checked up front (each cell once: composing one costs about 75 ms), given the sweep's
     environment. Pickled to a worker process, it is the plain loader again."""
 
     def __init__(self, loader, composed: dict, env: dict) -> None:
