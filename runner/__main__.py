@@ -1,5 +1,6 @@
 """python -m runner: one job per config; `-m` sweeps a grid, one MLflow parent per sweep."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,58 +14,69 @@ from runner.schema import register_schema
 register_schema()
 
 
-def _run_name(hydra_cfg) -> str:
-    return hydra_cfg.job.override_dirname or "defaults"
-
-
-def explain(cfg: DictConfig) -> dict:
+def explain(cfg: DictConfig, name: str) -> dict:
     """Print the oracle's table for this config; no TensorFlow, no store."""
+    from runner.errors import ConfigError
     from runner.report import explain_table
-    from runner.shapes import ConfigError, StackError
-    from runner.spec import job_spec
     from runner.validate import validate
 
-    name = _run_name(HydraConfig.get())
     try:
-        validate(cfg)
-        spec = job_spec(cfg)
-    except (ConfigError, StackError) as error:
-        line = f"{name} -> invalid: {error}"
-        print(line)
-        return {"ok": False, "line": line}
+        spec = validate(cfg)
+    except ConfigError as error:
+        error_line = f"{name} -> invalid: {error}"
+        print(error_line)
+        return {"ok": False, "line": error_line}
+    if spec.refusal is not None:
+        print(f"{name} -> invalid: {spec.refusal}")
+        return {"ok": False, "line": f"{name} -> invalid: {spec.refusal}"}
     print(explain_table(f"{spec.label}  [{name}]", spec.expected))
     return {"ok": True, "line": f"{name} -> {spec.label}"}
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     """Make inputs, build, predict, check, record; print the notebook's line."""
-    from runner.shapes import ConfigError
+    from runner.errors import ConfigError
     from runner.validate import validate
 
     try:
-        validate(cfg)  # before any run is created or TensorFlow imported
+        spec = validate(cfg)  # before any run is created or TensorFlow imported
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    from runner.job import run_job
+    from runner.job import RunIdentity, run_job
+    from runner.recording.requests import PARENT_RUN_ENV
 
-    hydra_cfg = HydraConfig.get()
-    choices = {k: str(v) for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")}
-    tags = {"job.num": str(hydra_cfg.job.num) if hydra_cfg.mode == RunMode.MULTIRUN else "0"}
-    outcome = run_job(cfg, _run_name(hydra_cfg), tags, choices,
-                      Path(hydra_cfg.runtime.output_dir), cfg.tolerance)
-    print(outcome.line, flush=True)
-    return {"ok": outcome.error is None, "line": outcome.line}
+    identity = RunIdentity(
+        name=hydra_cfg.job.override_dirname or "defaults",
+        job_num=int(hydra_cfg.job.num) if multirun else 0,
+        choices={k: str(v) for k, v in hydra_cfg.runtime.choices.items()
+                 if not k.startswith("hydra/")},
+        output_dir=Path(hydra_cfg.runtime.output_dir),
+        parent_id=os.environ.get(PARENT_RUN_ENV) if multirun else None)
+    outcome = run_job(spec, identity)
+    if multirun:
+        return outcome  # the sweep prints it and settles its recording (runner_sweeper)
+    report = outcome.report()
+    print(report.line, flush=True)
+    if not report.ok:
+        sys.exit(1)
+    return report
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> dict:
-    """One job; its result ({ok, line}) goes back to the sweeper from wherever it ran."""
-    result = explain(cfg) if cfg.mode == "explain" else run(cfg)
-    if not result["ok"] and HydraConfig.get().mode != RunMode.MULTIRUN:
-        sys.exit(1)
-    return result  # a sweep's exit code is decided once every job has run (runner_sweeper)
+def main(cfg: DictConfig):
+    """One job; in a sweep its outcome goes back to the sweeper from wherever it ran."""
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if cfg.mode == "explain":
+        result = explain(cfg, hydra_cfg.job.override_dirname or "defaults")
+        if not result["ok"] and not multirun:
+            sys.exit(1)
+        return result
+    return run(cfg, hydra_cfg, multirun)
 
 
 if __name__ == "__main__":
-    main()
+    from runner.cli import launch
+
+    launch(main)

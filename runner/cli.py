@@ -1,6 +1,35 @@
-"""The `runner` console script: the same app as `python -m runner`."""
+"""The command line: `python -m runner` and the `runner` console script."""
 
+import atexit
+import logging
+import os
 import runpy
+import sys
+import threading
+
+
+def launch(app) -> None:
+    """Run the Hydra app, then end the process without Python's teardown of TensorFlow's
+    modules (about 0.75 s): every exit hook runs and all output is flushed first."""
+    try:
+        app()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    # What the interpreter does first when it exits, in its order: wait for the threads that
+    # are not daemons (joblib's executor stops its workers here), then the exit hooks (the
+    # recorders finish what they were asked, Ray stops); only the teardown of modules is skipped
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main() -> None:

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from runner.vocabulary import LAMBDA_FUNCTIONS
+
 
 @keras.saving.register_keras_serializable(package="runner")
 def expand_last_axis(x):
@@ -16,4 +18,5 @@ def scale(x, factor):
     return x * factor
 
 
-FUNCTIONS = {"expand_last_axis": expand_last_axis, "scale": scale}
+# Every function a config may name (runner.vocabulary), and no other
+FUNCTIONS = {name: globals()[name] for name in LAMBDA_FUNCTIONS}

@@ -3,8 +3,9 @@
 import keras
 from hydra.utils import instantiate
 
+from runner.errors import StackError
 from runner.functions import FUNCTIONS
-from runner.shapes import FLOWING, StackError, StackPlan
+from runner.shapes import FLOWING, StackPlan
 
 
 def make_layer(layer_cfg: dict) -> keras.layers.Layer:

@@ -6,6 +6,7 @@ within the run's tolerance says the numbers (not only the shapes) are what the e
 
 import numpy as np
 
+from runner import vocabulary
 from runner.shapes import FLOWING, StackPlan
 
 
@@ -13,8 +14,7 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
-ACTIVATIONS = {
-    None: lambda x: x,
+_EQUATIONS = {
     "linear": lambda x: x,
     "tanh": np.tanh,
     "sigmoid": _sigmoid,
@@ -22,6 +22,9 @@ ACTIVATIONS = {
     "hard_sigmoid": lambda x: np.clip((x + 3.0) / 6.0, 0.0, 1.0),
     "softsign": lambda x: x / (1.0 + np.abs(x)),
 }
+# Every activation a config may name, and no other: a name missing here fails at import
+ACTIVATIONS = {None: _EQUATIONS["linear"],
+               **{name: _EQUATIONS[name] for name in vocabulary.ACTIVATIONS}}
 
 
 def _recurrent(kind: str, cfg: dict, weights: list, x: np.ndarray) -> list:

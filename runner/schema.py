@@ -8,13 +8,9 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from runner.vocabulary import MERGE_MODES
 
-class MergeMode(str, Enum):
-    concat = "concat"
-    sum = "sum"
-    mul = "mul"
-    ave = "ave"
-    none = "none"
+MergeMode = Enum("MergeMode", {mode: mode for mode in MERGE_MODES}, type=str)
 
 
 class Mode(str, Enum):

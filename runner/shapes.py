@@ -7,38 +7,14 @@ every real run compares Keras's shapes and `count_params()` with what is compute
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from runner.errors import ConfigError, StackError
+from runner.vocabulary import ACTIVATIONS, LAMBDA_FUNCTIONS, LAYERS, MERGE_MODES, RECURRENT
+
 Shape = tuple  # of Optional[int]; None where the size is not known (batch, or any timesteps)
 
 RECURRENT_STATES = {"SimpleRNN": ("h",), "LSTM": ("h", "c"), "GRU": ("h",)}
 GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
-ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softsign")
-LAMBDA_FUNCTIONS = {"expand_last_axis": (), "scale": ("factor",)}  # name -> arguments
 FLOWING = ("output", "forward_output", "backward_output")  # results that feed the next layer
-
-_RECURRENT_ARGS = {
-    "units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-    "bias_initializer", "dropout", "recurrent_dropout", "return_sequences", "return_state",
-    "go_backwards", "unroll", "seed", "name",
-}
-KNOWN_ARGS = {
-    "SimpleRNN": _RECURRENT_ARGS,
-    "LSTM": _RECURRENT_ARGS | {"recurrent_activation", "unit_forget_bias", "use_cudnn"},
-    "GRU": _RECURRENT_ARGS | {"recurrent_activation", "reset_after", "use_cudnn"},
-    "Bidirectional": {"layer", "merge_mode", "name"},
-    "Dense": {"units", "activation", "use_bias", "kernel_initializer", "bias_initializer", "name"},
-    "Lambda": {"function", "arguments", "name"},
-    "Dropout": {"rate", "seed", "name"},
-}
-SUPPORTED_TARGETS = tuple(f"keras.layers.{name}" for name in KNOWN_ARGS)
-MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
-
-
-class ConfigError(ValueError):
-    """A value no run could use; the message starts with the dotted key and says what is allowed."""
-
-
-class StackError(ValueError):
-    """Valid values, but a stack Keras cannot build; the message starts with the key at fault."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +42,14 @@ def format_shape(shape) -> str:
 
 
 def class_name(layer: dict, key: str) -> str:
-    """`LSTM` for `_target_: keras.layers.LSTM`; anything else is refused."""
+    """`LSTM` for `_target_: keras.layers.LSTM`: the layer kinds the oracle has rules for."""
     target = layer.get("_target_") if isinstance(layer, dict) else None
-    if target not in SUPPORTED_TARGETS:
-        allowed = ", ".join(SUPPORTED_TARGETS)
-        raise ConfigError(f"{key}._target_: {target!r} is not a supported layer; allowed: {allowed}")
-    return target.rsplit(".", 1)[1]
+    name = target.rsplit(".", 1)[1] if isinstance(target, str) else None
+    if target != f"keras.layers.{name}" or name not in LAYERS:
+        known = ", ".join(f"keras.layers.{kind}" for kind in LAYERS)
+        raise ConfigError(f"{key}._target_: {target!r} is not a layer the runner knows; "
+                          f"known: {known}")
+    return name
 
 
 def plan_stack(layers: list, input_shape: Shape) -> StackPlan:
@@ -80,7 +58,7 @@ def plan_stack(layers: list, input_shape: Shape) -> StackPlan:
         raise ConfigError("model.layers: a stack needs at least one layer")
     last_recurrent = max(
         (i for i, layer in enumerate(layers) if class_name(layer, f"model.layers.{i}")
-         in (*RECURRENT_STATES, "Bidirectional")),
+         in (*RECURRENT, "Bidirectional")),
         default=-1,
     )
     flowing: dict = {"output": tuple(input_shape)}
@@ -114,8 +92,8 @@ def _state_key(layer: dict, key: str) -> str:
 
 def _check_arguments(layer: dict, name: str, key: str) -> None:
     for arg in layer:
-        if arg != "_target_" and arg not in KNOWN_ARGS[name]:
-            known = ", ".join(sorted(KNOWN_ARGS[name]))
+        if arg != "_target_" and arg not in LAYERS[name]:
+            known = ", ".join(sorted(LAYERS[name]))
             raise ConfigError(f"{key}.{arg}: unknown argument for {name}; known: {known}")
 
 
@@ -181,7 +159,7 @@ def _sequences_hint(plans: list) -> str:
         return ""
     previous = plans[-1]
     kind = previous.label.split("(")[0]
-    if kind in RECURRENT_STATES or kind == "Bidirectional":
+    if kind in RECURRENT or kind == "Bidirectional":
         inner = ".layer" if kind == "Bidirectional" else ""
         return f"; set model.layers.{previous.index}{inner}.return_sequences=true"
     return ""
@@ -191,7 +169,7 @@ def _bidirectional(layer: dict, shape: Shape, key: str, plans: list):
     inner_key = f"{key}.layer"
     inner = layer.get("layer")
     name = class_name(inner, inner_key)
-    if name not in RECURRENT_STATES:
+    if name not in RECURRENT:
         raise ConfigError(f"{inner_key}._target_: Bidirectional wraps SimpleRNN, LSTM or GRU, not {name}")
     _check_arguments(inner, name, inner_key)
     if _flag(inner, "go_backwards", inner_key, False):

@@ -62,8 +62,8 @@ def signals_raise():
     if not _main_thread():
         yield
         return
-    if _guard.received is not None:
-        raise _guard.take()
+    if _guard.received is not None:  # kept, until signal_received() takes it
+        raise Interrupted(128 + _guard.received)
     outer, _guard.raising = _guard.raising, True
     try:
         yield

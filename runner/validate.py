@@ -1,20 +1,78 @@
-"""Check a composed config before anything starts: no run, no TensorFlow, one readable line."""
+"""Composed config -> a validated job spec, checked once: no run, no TensorFlow, one clear line.
+
+Every check of a config lives here or in the oracle it calls (`runner.shapes`)."""
 
 import dataclasses
 import difflib
 import math
+from dataclasses import dataclass
+from typing import Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from runner.safety import check_targets, walk
+from runner.errors import ConfigError, StackError
 from runner.schema import RunnerSchema
-from runner.shapes import ConfigError, StackError
-from runner.spec import job_spec
+from runner.shapes import StackPlan, data_shape, knob_label, plan_stack
+from runner.vocabulary import ALLOWED_TARGETS
 
 POSITIVE = ("model.units", "data.batch_size", "data.timesteps", "data.features")
 
 
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything one job needs, resolved and checked; nothing is built here."""
+    name: str  # the stack's name, e.g. "bilstm"
+    label: str  # e.g. "bilstm return_sequences=True"
+    config: dict  # the resolved config, plain Python (enums as their names)
+    layers: list  # model.layers, resolved
+    input_shape: tuple  # of the generated inputs
+    plan: Optional[StackPlan]  # as Keras declares it: batch None, timesteps None where any length
+    expected: Optional[StackPlan]  # for the generated inputs: every size known
+    refusal: Optional[StackError] = None  # a stack Keras cannot build: the run records why
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+
+def walk(node, key: str = ""):
+    """(dotted key, leaf value) for every leaf of nested dicts and lists."""
+    if isinstance(node, (DictConfig, dict)):
+        items = node.items_ex(resolve=False) if isinstance(node, DictConfig) else node.items()
+        for child_key, child in items:
+            yield from walk(child, f"{key}.{child_key}" if key else str(child_key))
+    elif isinstance(node, (ListConfig, list)):
+        for index, child in enumerate(node):
+            yield from walk(child, f"{key}.{index}")
+    else:
+        yield key, node
+
+
+def validate(cfg: DictConfig) -> JobSpec:
+    """The job's spec; ConfigError naming the dotted key and what is allowed when a value is
+    unusable. A stack Keras cannot build is not refused here: its run records the reason."""
+    unresolved = OmegaConf.to_container(cfg, resolve=False)
+    leaves = list(walk(unresolved))
+    missing = [key for key, value in leaves if value == "???"]
+    if missing:
+        raise ConfigError(f"{missing[0]}: no value given (???); set it, e.g. {missing[0]}=...")
+    _unknown_keys(cfg, RunnerSchema, "")
+    _check_targets(leaves)  # before anything is resolved: an interpolated target is refused too
+    _check_ranges(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    return _spec(config)
+
+
+def _check_targets(leaves: list) -> None:
+    """The closed door: only the allowed Keras classes may be instantiated, at any depth."""
+    for key, value in leaves:
+        if key.rsplit(".", 1)[-1] == "_target_" and value not in ALLOWED_TARGETS:
+            allowed = ", ".join(ALLOWED_TARGETS)
+            raise ConfigError(f"{key}: {value!r} may not be instantiated; allowed: {allowed}")
+
+
 def _unknown_keys(node: DictConfig, schema, prefix: str) -> None:
+    """Keys added with `+` that the schema does not know (Hydra refuses the others itself)."""
     fields = {field.name: field for field in dataclasses.fields(schema)}
     for key in node.keys():
         if key not in fields:
@@ -26,14 +84,7 @@ def _unknown_keys(node: DictConfig, schema, prefix: str) -> None:
             _unknown_keys(node[key], field_type, f"{prefix}{key}.")
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the dotted key and what is allowed; a stack Keras cannot build
-    (StackError) is left to the job, whose run records Keras's refusal."""
-    missing = [key for key, value in walk(OmegaConf.to_container(cfg, resolve=False), "")
-               if value == "???"]
-    if missing:
-        raise ConfigError(f"{missing[0]}: no value given (???); set it, e.g. {missing[0]}=...")
-    _unknown_keys(cfg, RunnerSchema, "")
+def _check_ranges(cfg: DictConfig) -> None:
     for key in POSITIVE:
         value = OmegaConf.select(cfg, key)
         if value < 1:
@@ -47,8 +98,21 @@ def validate(cfg: DictConfig) -> None:
                           f"got {cfg.reference_rows}")
     if not cfg.tolerance > 0:
         raise ConfigError(f"tolerance: must be a positive number, got {cfg.tolerance}")
-    check_targets(OmegaConf.to_container(cfg, resolve=False))  # an interpolated target is refused
+
+
+def _spec(config: dict) -> JobSpec:
+    """The oracle's checks of every layer's values and of the input's shape."""
+    model, data = config["model"], config["data"]
+    input_shape = data_shape(model["input_shape"], data["batch_size"], data["timesteps"],
+                             data["features"])
+    layers = model["layers"]
+    bidirectional = any(layer.get("_target_") == "keras.layers.Bidirectional" for layer in layers
+                        if isinstance(layer, dict))
+    label = knob_label(model["name"], config["return_sequences"], config["return_state"],
+                       config["merge_mode"], bidirectional)
     try:
-        job_spec(cfg)  # the oracle's checks of every layer's values and of the input's shape
-    except StackError:
-        pass  # well-formed, but Keras cannot build it: the job records that refusal
+        expected = plan_stack(layers, input_shape)  # first: its errors name concrete sizes
+        plan = plan_stack(layers, (None, *model["input_shape"]))
+    except StackError as refusal:
+        return JobSpec(model["name"], label, config, layers, input_shape, None, None, refusal)
+    return JobSpec(model["name"], label, config, layers, input_shape, plan, expected)

@@ -1,16 +1,17 @@
-"""Compose configs like the CLI does, and run the CLI in a subprocess against a tmp store."""
+"""Fixtures: configs composed as the CLI composes them, the CLI in a subprocess, a tmp store.
 
-import os
+The CLI runs in tmp_path exactly as a user types it: the project's defaults put its outputs and
+its store under tmp_path/outputs."""
+
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 
+from helpers import CONF, runner_env, store_of
 from runner.schema import register_schema
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
 register_schema()
 
 
@@ -20,7 +21,7 @@ def make_cfg(tmp_path):
 
     def _make(*overrides):
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-            return compose("config", overrides=[f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
+            return compose("config", overrides=[f"tracking.uri={store_of(tmp_path)}",
                                                 *overrides])
 
     return _make
@@ -28,34 +29,36 @@ def make_cfg(tmp_path):
 
 @pytest.fixture
 def store_uri(tmp_path):
-    return f"sqlite:///{tmp_path}/mlflow.db"
+    return store_of(tmp_path)
 
 
 @pytest.fixture
-def run_cli(tmp_path, store_uri):
-    """Run `python -m runner ARGS` in tmp_path with its own store and output dirs."""
+def run_cli(tmp_path):
+    """Run `python -m runner ARGS` in tmp_path, as a user types it."""
 
     def _run(*args, env=None, timeout=300):
-        command = [sys.executable, "-m", "runner", *args,
-                   f"hydra.run.dir={tmp_path}/outputs/run",
-                   f"hydra.sweep.dir={tmp_path}/outputs/multirun"]
-        full_env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri, "TF_CPP_MIN_LOG_LEVEL": "2",
-                    **(env or {})}
-        return subprocess.run(command, cwd=tmp_path, env=full_env, capture_output=True,
-                               text=True, timeout=timeout)
+        return subprocess.run([sys.executable, "-m", "runner", *args], cwd=tmp_path,
+                              env=runner_env(**(env or {})), capture_output=True, text=True,
+                              timeout=timeout)
 
     return _run
 
 
+class _LazyClient:
+    """An MlflowClient made on first use: making one creates a sqlite store, which must not
+    exist before the CLI under test makes it."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri, self._client = uri, None
+
+    def __getattr__(self, name: str):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return getattr(self._client, name)
+
+
 @pytest.fixture
 def client(store_uri):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=store_uri)
-
-
-def runs_of(client, experiment="rnn-shapes"):
-    """Every run of the experiment, oldest first."""
-    experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    return sorted(client.search_runs([experiment_id], max_results=1000),
-                  key=lambda run: run.info.start_time)
+    return _LazyClient(store_uri)

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from conftest import runs_of
+from helpers import runs_of
 
 DEVICE_TAGS = ("device.kind", "device.name", "device.count", "tensorflow.version",
                "keras.version", "python.version")

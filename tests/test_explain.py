@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import runs_of
+from helpers import runs_of
 
 PROBE = """
 import atexit, runpy, sys
@@ -17,8 +17,7 @@ runpy.run_module("runner", run_name="__main__", alter_sys=True)
 
 def explain(tmp_path, *args):
     return subprocess.run(
-        [sys.executable, "-c", PROBE, *args, "mode=explain", f"hydra.run.dir={tmp_path}/run",
-         f"hydra.sweep.dir={tmp_path}/multirun", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"],
+        [sys.executable, "-c", PROBE, *args, "mode=explain"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
@@ -29,7 +28,7 @@ def test_explain_imports_no_tensorflow_and_opens_no_store(tmp_path):
     assert "0  Bidirectional(LSTM)  output (4, 6), forward_h (4, 3), forward_c (4, 3), " \
            "backward_h (4, 3), backward_c (4, 3)  120" in result.stdout
     assert "total params: 120" in result.stdout
-    assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
 
 
 def test_explain_prints_what_a_run_records(tmp_path, run_cli, client):
@@ -69,8 +68,7 @@ def test_cfg_and_help_import_neither_tensorflow_nor_mlflow(tmp_path):
 
 def test_the_runner_console_script_is_the_same_app(tmp_path):
     runner = Path(sys.executable).parent / "runner"
-    result = subprocess.run([str(runner), "mode=explain", "model=gru", "return_sequences=true",
-                             f"hydra.run.dir={tmp_path}/run"],
+    result = subprocess.run([str(runner), "mode=explain", "model=gru", "return_sequences=true"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "0  GRU    output (4, 30, 3)  54" in result.stdout

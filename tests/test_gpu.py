@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import runs_of
+from helpers import runs_of
 
 
 def _gpu_count() -> int:

@@ -6,42 +6,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 import servers
-from conftest import CONF, runs_of
+from helpers import CONF, check_children
 
-ARTIFACTS = {"config.yaml", "device.json", "model_summary.txt", "predictions.npz", "shapes.json"}
-MODELS = ("simple_rnn", "lstm", "gru", "bilstm")
-
-
-def check_children(client, total: int):
-    """One FINISHED parent over `total` FINISHED children, each recorded whole: (parent, kids)."""
-    runs = runs_of(client)
-    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if r is not parent]
-    assert len(children) == total
-    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
-    assert {c.info.status for c in children} == {"FINISHED"} and parent.info.status == "FINISHED"
-    assert sorted(int(c.data.tags["job.num"]) for c in children) == list(range(total))
-    for child in children:
-        sequences = child.data.params["return_sequences"] == "True"
-        assert child.data.params["model"] in MODELS
-        assert child.data.tags["shape.match"] == "true"
-        assert child.data.tags["shape.output"].startswith("(4, 30," if sequences else "(4, ")
-        assert len(child.data.tags["predictions.sha256"]) == 64
-        assert child.data.metrics["oracle.max_abs_err"] < 1e-5
-        names = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert names == ARTIFACTS | ({"output_over_time.png"} if sequences else set())
-    assert parent.data.tags["jobs.total"] == str(total) and parent.data.tags["jobs.failed"] == "0"
-    return parent, children
-
-
-def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, store_uri, tmp_path):
-    from mlflow import MlflowClient
-
-    assert not (tmp_path / "mlflow.db").exists()  # a fresh store, initialised before launch
+def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, client, tmp_path):
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()  # a fresh store, made before launch
     result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
                      "model=simple_rnn,lstm,gru,bilstm", "return_sequences=false,true")
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = check_children(MlflowClient(store_uri), 8)
+    parent, children = check_children(client, 8)
     workers = {c.data.tags["runner.pid"] for c in children}
     assert parent.data.tags["runner.pid"] not in workers and len(workers) >= 2
 
@@ -95,7 +67,7 @@ def test_the_slurm_config_runs_through_submitits_local_executor(run_cli, client)
                      "model=lstm,bilstm", "return_sequences=false,true",
                      env={"PYTHONPATH": plugins})
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = check_children(client, 4)
+    parent, children = check_children(client, 4, models=("lstm", "bilstm"))
     assert {c.data.tags["cuda.visible_devices"] for c in children} == {"0"}  # gpus_per_node: 1
     sweep = Path(parent.data.tags["sweep.dir"])
     assert len(list((sweep / ".submitit").glob("*/*_0_result.pkl"))) == 4

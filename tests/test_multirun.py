@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import runs_of
+from helpers import parent_and_children, run_script, runs_of
 
 SEED_TABLE = {
     "model=simple_rnn,return_sequences=false": "(4, 3)",
@@ -90,44 +90,39 @@ def test_a_grid_with_bad_cells_starts_nothing_and_names_them_all(run_cli, tmp_pa
     assert "model=lstm data.batch_size=two: " in result.stderr
     assert "model=lstm data.batch_size=-1.5: " in result.stderr
     assert "full_key: data.batch_size" in result.stderr
-    assert not (tmp_path / "mlflow.db").exists()  # no parent, no child, no store
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()  # no parent, no child, no store
 
 
+# Each composition, in whichever process makes it, is a line of compositions.log
 COUNT_COMPOSITIONS = """
-import atexit, runpy, sys
+import os, runpy, sys
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
-calls, compose = [], ConfigLoaderImpl.load_configuration
+compose = ConfigLoaderImpl.load_configuration
 def counted(self, *args, **kwargs):
-    calls.append(1)
+    with open("compositions.log", "a") as log:
+        log.write(f"{os.getpid()}\\n")
     return compose(self, *args, **kwargs)
 ConfigLoaderImpl.load_configuration = counted
-atexit.register(lambda: print(f"compositions: {len(calls)}"))
 sys.argv = ["runner", *sys.argv[1:]]
 runpy.run_module("runner", run_name="__main__")
 """
 
 
-def test_each_cell_is_composed_once(tmp_path, store_uri, client):
+def test_each_cell_is_composed_once(tmp_path, client):
     """The sweeper composes and checks every cell up front; the launcher reuses those configs
     (with the sweep's parent and store in each job's environment) instead of composing again."""
-    import os
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-c", COUNT_COMPOSITIONS, "-m", "model=lstm,gru",
-         f"hydra.sweep.dir={tmp_path}/sweep"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "MLFLOW_TRACKING_URI": store_uri, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = run_script(tmp_path, COUNT_COMPOSITIONS, "-m", "model=lstm,gru")
     assert result.returncode == 0, result.stderr[-3000:]
     # Hydra composes the sweep's own config twice (to read hydra.mode, then to run it); then
-    # one per cell, where composing again in the launcher would make it 6
-    assert "compositions: 4" in result.stdout
-    runs = runs_of(client)
-    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if r is not parent]
+    # one per cell, in the child that checks them, where composing again in the launcher would
+    # make it 6
+    pids = (tmp_path / "compositions.log").read_text().split()
+    assert len(pids) == 4
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+    parent, children = parent_and_children(client)
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert sorted(c.info.run_name for c in children) == ["model=gru", "model=lstm"]
-    job_dirs = sorted(p.parent.parent.name for p in (tmp_path / "sweep").glob("*/.hydra/hydra.yaml"))
+    job_dirs = sorted(p.parent.parent.name
+                      for p in (tmp_path / "outputs").glob("multirun/*/*/*/.hydra/hydra.yaml"))
     assert job_dirs == ["0", "1"]  # one sweep directory, as Hydra's own composition gives

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from runner.shapes import StackError, plan_stack
-from runner.spec import JobSpec
+from runner.errors import StackError
+from runner.shapes import plan_stack
+from runner.validate import JobSpec, validate
 
 CELLS = ("SimpleRNN", "LSTM", "GRU")
 
@@ -60,7 +61,7 @@ def test_oracle_and_reference_agree_with_keras(stack, seed):
     import keras
 
     from runner.data import make_inputs
-    from runner.job import check_outputs, predict
+    from runner.experiment import check_outputs, predict
     from runner.model import build_model
 
     layers, shape = stack
@@ -76,7 +77,7 @@ def test_oracle_and_reference_agree_with_keras(stack, seed):
         return
     event("built")
     plan = plan_stack(layers, (None, *shape[1:]))
-    spec = JobSpec("random", "random", layers, plan, expected, shape)
+    spec = JobSpec("random", "random", {}, layers, shape, plan, expected)
     model = build_model(layers, plan, "random")
     outputs, _ = predict(model, inputs)
     checks = check_outputs(spec, model, inputs, outputs)
@@ -90,12 +91,11 @@ def test_notebook_bidirectional_cell_with_states(make_cfg):
     import numpy as np
 
     from runner.data import make_inputs
-    from runner.job import predict
+    from runner.experiment import predict
     from runner.model import build_model
-    from runner.spec import job_spec
 
     cfg = make_cfg("model=bilstm", "return_state=true")
-    spec = job_spec(cfg)
+    spec = validate(cfg)
     notebook = {"output": (4, 6), "forward_h": (4, 3), "forward_c": (4, 3),
                 "backward_h": (4, 3), "backward_c": (4, 3)}
     assert spec.expected.outputs == notebook
@@ -113,9 +113,7 @@ def test_notebook_bidirectional_cell_with_states(make_cfg):
     ("none", {"forward_output": (4, 30, 3), "backward_output": (4, 30, 3)}),
 ])
 def test_merge_modes(make_cfg, merge_mode, output):
-    from runner.spec import job_spec
-
-    spec = job_spec(make_cfg("model=bilstm", "return_sequences=true", f"merge_mode={merge_mode}"))
+    spec = validate(make_cfg("model=bilstm", "return_sequences=true", f"merge_mode={merge_mode}"))
     assert spec.expected.outputs == output
 
 
@@ -125,9 +123,7 @@ def test_merge_modes(make_cfg, merge_mode, output):
     ("lambda_lstm", {"state_h": (4, 20), "state_c": (4, 20)}),
 ])
 def test_states_of_the_output_layer(make_cfg, model, states):
-    from runner.spec import job_spec
-
-    spec = job_spec(make_cfg(f"model={model}", "return_state=true"))
+    spec = validate(make_cfg(f"model={model}", "return_state=true"))
     assert list(spec.expected.outputs) == ["output", *states]
     assert {k: spec.expected.outputs[k] for k in states} == states
 

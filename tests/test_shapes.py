@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from runner.shapes import StackError
-from runner.spec import job_spec
+from runner.errors import StackError
+from runner.validate import validate
 
 # The notebook's printed shapes (B=4, T=30, D=1, U=3; 20 units in the Lambda stack)
 NOTEBOOK = {
@@ -26,11 +26,11 @@ PARAMS = {"simple_rnn": 15, "lstm": 60, "bilstm": 120, "gru": 54,
 @pytest.mark.parametrize("model,sequences", sorted(NOTEBOOK))
 def test_every_stack_has_the_notebooks_shape(make_cfg, model, sequences):
     from runner.data import make_inputs
-    from runner.job import predict
+    from runner.experiment import predict
     from runner.model import build_model
 
     cfg = make_cfg(f"model={model}", f"return_sequences={str(sequences).lower()}")
-    spec = job_spec(cfg)
+    spec = validate(cfg)
     assert spec.expected.outputs == {"output": NOTEBOOK[model, sequences]}
     assert spec.plan.param_count == PARAMS[model]
 
@@ -45,7 +45,7 @@ def test_lambda_stack_is_the_notebooks_cell(make_cfg):
     from runner.model import build_model
 
     cfg = make_cfg("model=lambda_lstm")
-    spec = job_spec(cfg)
+    spec = validate(cfg)
     assert spec.input_shape == (4, 30)  # 2-D input, as randn(B, T) * 100
     assert cfg.data.scale == 100.0
     assert spec.plan.input_shape == (None, None)  # any number of timesteps
@@ -64,7 +64,7 @@ def test_a_built_model_loads_back_in_safe_mode(make_cfg, tmp_path):
     from runner.model import build_model
 
     cfg = make_cfg("model=lambda_lstm")
-    spec = job_spec(cfg)
+    spec = validate(cfg)
     model = build_model(spec.layers, spec.plan, spec.name)
     inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
     model.save(tmp_path / "lambda_lstm.keras")
@@ -74,9 +74,10 @@ def test_a_built_model_loads_back_in_safe_mode(make_cfg, tmp_path):
 
 def test_inner_layer_without_sequences_is_refused_with_its_key(make_cfg):
     cfg = make_cfg("model=lambda_lstm", "model.layers.1.return_sequences=false")
-    with pytest.raises(StackError, match=r"model.layers.2: LSTM needs a 3-D input .* gets "
-                                         r"\(4, 20\); set model.layers.1.return_sequences=true"):
-        job_spec(cfg)
+    refusal = validate(cfg).refusal
+    assert isinstance(refusal, StackError)
+    assert str(refusal) == ("model.layers.2: LSTM needs a 3-D input (batch, timesteps, features), "
+                            "gets (4, 20); set model.layers.1.return_sequences=true")
 
 
 def test_same_seed_same_inputs_other_seed_other_inputs():

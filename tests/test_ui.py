@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import servers
-from conftest import runs_of
+from helpers import runs_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:

@@ -76,15 +76,38 @@ CORPUS = [
 ]
 
 
+def refusal(make_cfg, overrides) -> str:
+    """What refuses these overrides before any run: Hydra composing them, or validate()."""
+    from runner.validate import validate
+
+    try:
+        spec = validate(make_cfg(*overrides))
+    except Exception as error:
+        causes = [error, error.__cause__] if error.__cause__ else [error]
+        return " ".join(str(cause) for cause in causes)
+    return str(spec.refusal) if spec.refusal else ""
+
+
 @pytest.mark.parametrize("overrides,message,run_allowed", CORPUS,
                          ids=[" ".join(case[0]) for case in CORPUS])
-def test_bad_input(run_cli, tmp_path, overrides, message, run_allowed):
+def test_bad_input_is_refused_naming_the_key(make_cfg, tmp_path, overrides, message, run_allowed):
+    assert message in refusal(make_cfg, overrides)
+    assert not (tmp_path / CANARY).exists()
+
+
+# A handful of the corpus as a user types it: exit 1, the message, no run unless Keras refused
+STORIES = [CORPUS[0], CORPUS[20], CORPUS[32], CORPUS[34]]
+
+
+@pytest.mark.parametrize("overrides,message,run_allowed", STORIES,
+                         ids=[" ".join(case[0]) for case in STORIES])
+def test_bad_input_from_the_command_line(run_cli, tmp_path, overrides, message, run_allowed):
     result = run_cli(*overrides)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert message in output
     assert not (tmp_path / CANARY).exists()
-    store = tmp_path / "mlflow.db"
+    store = tmp_path / "outputs" / "mlflow.db"
     if not run_allowed:
         assert not store.exists()  # refused before any run was created
         assert "tensorflow" not in output.lower()
@@ -101,4 +124,4 @@ def test_every_invalid_cell_of_a_grid_is_named_and_none_runs(run_cli, tmp_path):
     assert "6 of 8 cells are invalid; no job was started" in result.stderr
     assert "  model=gru data.batch_size=4 +model.layers.0.dropout=2: model.layers.0.dropout: " \
            "must be a rate in [0, 1), got 2" in result.stderr
-    assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()

@@ -1,36 +1,47 @@
-"""The runner's sweeper: Hydra's basic grid, validated whole, recorded under one MLflow parent."""
+"""The runner's sweeper: Hydra's basic grid, checked whole, recorded under one MLflow parent."""
 
+import os
 import sys
+import threading
 import time
-from typing import Any, List, Sequence
+from typing import Any, List
 
-from hydra._internal.core_plugins.basic_launcher import BasicLauncher
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict, read_write
 
+from hydra_plugins.runner_sweeper.composing import ComposedAside
+from hydra_plugins.runner_sweeper.hydra_internals import (BasicSweeper, ComposedOnce,
+                                                          jobs_run_here, returned)
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
 
 
-class _WithProgress:
-    """The task function, followed by a progress line (n/N, elapsed, ETA) after each job."""
+class _Task:
+    """The task function as the sweeper runs it: a progress line after each job, and the job's
+    recording settled where the job ran, unless that is the sweeper's own process (which lets
+    each job go on while its run is recorded, and settles them all before closing the parent)."""
 
     def __init__(self, task_function) -> None:
         self.task_function = task_function
+        self.sweeper_pid = os.getpid()
         self.total = 0
         self.started = time.time()
 
     def __call__(self, cfg):
         try:
-            return self.task_function(cfg)
+            outcome = self.task_function(cfg)
+            if not hasattr(outcome, "report"):  # explain: the job printed its own cell
+                return outcome
+            if os.getpid() == self.sweeper_pid:
+                print(outcome.result.line, flush=True)  # its run is settled when the sweep ends
+                return outcome
+            report = outcome.report()  # a worker settles its job's run before it goes back
+            print(report.line, flush=True)
+            return report
         finally:
             if self.total:
-                from hydra.core.hydra_config import HydraConfig
-
                 from runner.report import progress_line
 
                 done = HydraConfig.get().job.num + 1
@@ -39,13 +50,13 @@ class _WithProgress:
 
 
 class _Collecting:
-    """The configured launcher, keeping every job's report as its batch comes back."""
+    """The configured launcher, keeping every job's return as its batch comes back."""
 
     def __init__(self, launcher) -> None:
         self.launcher = launcher
         self.returns: List[JobReturn] = []
 
-    def launch(self, job_overrides, initial_job_idx: int) -> Sequence[JobReturn]:
+    def launch(self, job_overrides, initial_job_idx: int):
         results = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
         self.returns.extend(results)
         return results
@@ -54,89 +65,74 @@ class _Collecting:
         return getattr(self.launcher, name)
 
 
-class _ComposedOnce:
-    """The config loader, answering the launcher with the configs the sweeper composed and
-    checked up front (each cell once: composing one costs about 75 ms), given the sweep's
-    environment. Pickled to a worker process, it is the plain loader again."""
+def _report(job: JobReturn):
+    """The JobReport of a job from its return, whichever process or machine ran it."""
+    from runner.recording.requests import JobReport
 
-    def __init__(self, loader, composed: dict, env: dict) -> None:
-        self.loader, self.composed, self.env = loader, composed, env
-
-    def load_sweep_config(self, master_config, sweep_overrides):
-        config = self.composed.pop(tuple(sweep_overrides), None)
-        if config is None:
-            return self.loader.load_sweep_config(master_config, sweep_overrides)
-        OmegaConf.set_readonly(config.hydra, None)  # as composed: HydraConfig had locked it
-        with open_dict(config.hydra):
-            config.hydra.overrides.hydra = list(master_config.hydra.overrides.hydra)
-            config.hydra.job.env_set.update(self.env)
-        OmegaConf.copy_cache(from_config=master_config, to_config=config)  # ${now:} as the sweep's
-        return config
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
-
-    def __reduce__(self):
-        return _plain_loader, (self.loader,)
-
-
-def _plain_loader(loader):
-    return loader
-
-
-def _job_report(job: JobReturn) -> dict:
-    """{job, overrides, ok, line} from a job's return, whichever process or machine ran it."""
     hydra_job = job.hydra_cfg.hydra.job
-    if job.status == JobStatus.COMPLETED and isinstance(job._return_value, dict):
-        ok, line = job._return_value["ok"], job._return_value["line"]
-    else:
-        error = job._return_value
-        ok, line = False, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    return {"job": int(hydra_job.num), "overrides": hydra_job.override_dirname or "defaults",
-            "ok": ok, "line": line}
+    value = returned(job)
+    if job.status == JobStatus.COMPLETED and hasattr(value, "report"):
+        return value.report()
+    if job.status == JobStatus.COMPLETED and isinstance(value, JobReport):
+        return value
+    first = str(value).splitlines()[0] if str(value) else ""
+    return JobReport(int(hydra_job.num), hydra_job.override_dirname or "defaults", False,
+                     f"{type(value).__name__}: {first}")
+
+
+def _import_in_background(module: str) -> threading.Thread:
+    """TensorFlow's import, while this thread waits for the grid to be composed and checked."""
+    thread = threading.Thread(target=__import__, args=(module,), name=f"import-{module}",
+                              daemon=True)
+    thread.start()
+    return thread
 
 
 class GridSweeper(BasicSweeper):
-    """Every cell is composed before any job starts (one error lists every bad cell); then the
-    parent run is opened, the jobs are launched by whichever launcher is configured, and the
-    parent is closed with the summary of all jobs, even when some of them failed."""
+    """Every cell is composed and checked before any run exists (one error lists every bad
+    cell); then the parent run is created, the jobs are launched by whichever launcher is
+    configured, and the parent is closed with the summary of all jobs, even when some failed."""
 
     def setup(self, *, hydra_context, task_function, config) -> None:
-        self.progress = _WithProgress(task_function)
-        super().setup(hydra_context=hydra_context, task_function=self.progress, config=config)
+        # `${hydra:runtime.cwd}` in the sweep's config (its directory, a launcher's folder)
+        # resolves in this process from here on, as it does in a job
+        HydraConfig.instance().set_config(config)
+        self.task = _Task(task_function)
+        super().setup(hydra_context=hydra_context, task_function=self.task, config=config)
         self.launcher = _Collecting(self.launcher)
 
     def sweep(self, arguments: List[str]) -> Any:
         if self.config.get("mode") == "explain":
-            returns = super().sweep(arguments)  # no store; each job reports its own cell
-            invalid = [r.overrides for batch in returns for r in batch
-                       if not r.return_value["ok"]]
-            if invalid:
-                print(f"{len(invalid)} of {sum(map(len, returns))} cells cannot be built",
-                      file=sys.stderr)
-                sys.exit(1)
-            return returns
-
-        from runner import tracking
-        from runner.recorder import RecorderGone, recorder
-        from runner.report import summary_table
+            return self._explain(arguments)
+        cells = self._cells(arguments)
+        loader = self.hydra_context.config_loader
+        checking = ComposedAside(loader, self.config, cells, validate)  # before any thread
+        from runner.recording.client import RecorderGone, recorder
+        from runner.recording.requests import CreateParent, Tracking
+        from runner.recording.server import StoreUnreachable
 
         recording = recorder()  # MLflow's import, over there, while the cells are composed
-        self.progress.total = self._compose_every_cell(arguments)
-        self.progress.started = time.time()
+        if jobs_run_here(self.launcher.launcher):
+            _import_in_background("keras")  # and TensorFlow's, here
+        outcomes = checking.result()
+        failures = [f"  {' '.join(cell)}: {reason}" for cell, _, reason in outcomes if reason]
+        if failures:
+            print(f"{len(failures)} of {len(cells)} cells are invalid; no job was started:\n"
+                  + "\n".join(failures), file=sys.stderr)
+            sys.exit(1)
+        tracking = Tracking.from_config(
+            OmegaConf.to_container(self.config.tracking, resolve=True))
+        name = " ".join(self.config.hydra.overrides.task) or "multirun"
         try:
-            created = recording.submit("create_parent", *tracking.parent_request(self.config))
-            if isinstance(self.launcher.launcher, BasicLauncher):  # the jobs run here
-                recording.deferring = True  # each job goes on while its run is recorded
-                import keras  # noqa: F401  (TensorFlow's import, while the parent is created)
-            parent_id = recording.result(created)
-        except (tracking.StoreUnreachable, RecorderGone) as error:
+            parent_id = recording.submit(CreateParent(tracking, name, {
+                "sweep.dir": self.config.hydra.sweep.dir, "sweep.overrides": name})).result()
+        except (StoreUnreachable, RecorderGone) as error:
             print(f"error: {error}; no job was started", file=sys.stderr)
             sys.exit(1)
-        tracking.hand_to_jobs(self.config, parent_id)
-        env = tracking.sweep_env(parent_id, tracking.tracking_uri(self.config.tracking))
-        self.hydra_context.config_loader = _ComposedOnce(self.hydra_context.config_loader,
-                                                         self._composed, env)
+        env = _hand_to_jobs(self.config, parent_id, tracking.uri)
+        self.hydra_context.config_loader = ComposedOnce(
+            loader, {cell: config for cell, config, _ in outcomes}, env)
+        self.task.total, self.task.started = len(cells), time.time()
         interrupted = None
         with interruptible():  # a signal cuts the jobs short, never the closing of the parent
             try:
@@ -146,9 +142,11 @@ class GridSweeper(BasicSweeper):
                 interrupted = error
             finally:
                 interrupted = interrupted or signal_received()
-                rows = self._close_parent(parent_id, interrupted)
+                rows = self._close_parent(tracking, parent_id, interrupted)
         if interrupted is not None:
             raise interrupted
+        from runner.report import summary_table
+
         print(summary_table(rows), flush=True)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         if failed:
@@ -156,51 +154,57 @@ class GridSweeper(BasicSweeper):
             sys.exit(1)
         return returns
 
-    def _close_parent(self, parent_id: str, interrupted) -> list:
-        """The parent's summary from every job's return; its status is the children's, unless
+    def _explain(self, arguments: List[str]) -> Any:
+        """No store: each job checks and prints its own cell."""
+        returns = super().sweep(arguments)
+        invalid = [r.overrides for batch in returns for r in batch if not r.return_value["ok"]]
+        if invalid:
+            print(f"{len(invalid)} of {sum(map(len, returns))} cells cannot be built",
+                  file=sys.stderr)
+            sys.exit(1)
+        return returns
+
+    def _close_parent(self, tracking, parent_id: str, interrupted) -> list:
+        """The parent's summary from every job's report; its status is the children's, unless
         the sweep itself was interrupted (KILLED)."""
-        from runner import tracking
-        from runner.recorder import RecorderGone, recorder
+        from runner.recording.client import RecorderGone, recorder
+        from runner.recording.requests import CloseSweep
+        from runner.recording.server import StoreUnreachable
+        from runner.recording.summary import unrecorded_row
         from runner.report import summary_table
 
-        unclosed = recorder().settle()  # every job's run ended, or why not
-        jobs = [_job_report(r) for r in self.launcher.returns]
-        for job in jobs:
-            if job["job"] in unclosed:
-                job["ok"] = False
-                job["line"] += f"; its run could not be closed: {unclosed[job['job']]}"
-                print(f"error: job {job['job']} {job['overrides']}: its run could not be closed: "
-                      f"{unclosed[job['job']]}", file=sys.stderr)
+        jobs = []
+        for job in self.launcher.returns:
+            jobs.append(_report(job))
+            if hasattr(returned(job), "report") and "could not be recorded" in jobs[-1].line:
+                print(f"error: job {jobs[-1].job} {jobs[-1].overrides}: {jobs[-1].line}",
+                      file=sys.stderr)  # settled here, after its own line was printed
+        jobs = tuple(jobs)
         status = "KILLED" if interrupted is not None else None
         try:
-            return recorder().call("finish_sweep", self.config.tracking, parent_id, status, jobs)
-        except (tracking.StoreUnreachable, RecorderGone) as error:
-            print(summary_table([tracking.unrecorded_row(job) for job in jobs]), flush=True)
+            return recorder().submit(CloseSweep(tracking, parent_id, status, jobs)).result()
+        except (StoreUnreachable, RecorderGone) as error:
+            print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)
             print(f"error: {error}; the sweep's parent run {parent_id} could not be closed",
                   file=sys.stderr)
             sys.exit(1)
 
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+    def validate_batch_is_legal(self, batch) -> None:
         """Done once for the whole grid in `sweep`; explain jobs report their own cells."""
 
-    def _compose_every_cell(self, arguments: List[str]) -> int:
+    def _cells(self, arguments: List[str]) -> List[tuple]:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
-        cells = [cell for batch in self.split_arguments(overrides, None) for cell in batch]
-        failures = []
-        self._composed = {}
-        for cell in cells:
-            try:
-                config = self.hydra_context.config_loader.load_sweep_config(
-                    master_config=self.config, sweep_overrides=list(cell))
-                HydraConfig.instance().set_config(config)  # `${hydra:...}` resolves as in the job
-                validate(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]))
-                self._composed[tuple(cell)] = config
-            except Exception as error:  # every composition or validation error, whatever its kind
-                reasons = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
-                failures.append(f"  {' '.join(cell)}: {' '.join(' '.join(reasons).split())}")
-        if failures:
-            raise ConfigCompositionException(
-                f"{len(failures)} of {len(cells)} cells are invalid; no job was started:\n"
-                + "\n".join(failures))
-        return len(cells)
+        return [tuple(cell) for batch in self.split_arguments(overrides, None) for cell in batch]
+
+
+def _hand_to_jobs(config, parent_id: str, uri: str) -> dict:
+    """The parent's id and the store travel in each job's config (`hydra.job.env_set`), so a
+    job finds them in this process or in a worker elsewhere; returns that environment."""
+    from runner.recording.requests import PARENT_RUN_ENV, URI_ENV
+
+    env = {PARENT_RUN_ENV: parent_id, URI_ENV: uri}
+    with read_write(config.hydra.overrides), open_dict(config.hydra.overrides):
+        for name, value in env.items():
+            config.hydra.overrides.hydra.append(f"++hydra.job.env_set.{name}='{value}'")
+    return env

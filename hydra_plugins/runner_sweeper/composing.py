@@ -1,0 +1,72 @@
+"""Every cell of a grid composed and checked in a child process, while this one goes on.
+
+The child is forked before TensorFlow is imported here, so it shares Hydra's state as it is
+(config loader, search path, the sweep's config) and imports nothing; it sends back each cell's
+composed config or why it is invalid, and exits."""
+
+import os
+import pickle
+import sys
+from typing import Callable, List, Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+
+def compose_and_check(loader, master_config, cell: Sequence[str], check: Callable):
+    """One cell's job config, composed as the launcher would, then checked by `check`."""
+    config = loader.load_sweep_config(master_config=master_config, sweep_overrides=list(cell))
+    HydraConfig.instance().set_config(config)  # `${hydra:...}` resolves as in the job
+    check(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
+    return config
+
+
+def _outcomes(loader, master_config, cells: List[tuple], check: Callable) -> list:
+    """(cell, config, None) or (cell, None, why it is invalid), for every cell."""
+    outcomes = []
+    for cell in cells:
+        try:
+            outcomes.append((cell, compose_and_check(loader, master_config, cell, check), None))
+        except Exception as error:  # every composition or validation error, whatever its kind
+            reasons = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
+            outcomes.append((cell, None, " ".join(" ".join(reasons).split())))
+    return outcomes
+
+
+class ComposedAside:
+    """The grid's outcomes, composed in a forked child (or here, where there is no fork)."""
+
+    def __init__(self, loader, master_config, cells: List[tuple], check: Callable) -> None:
+        self._outcomes = None
+        if not hasattr(os, "fork"):
+            self._outcomes = _outcomes(loader, master_config, cells, check)
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        reading, writing = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # the child: compose, send, and leave without running any exit hook
+            code = 0
+            try:
+                os.close(reading)
+                with os.fdopen(writing, "wb") as pipe:
+                    pickle.dump(_outcomes(loader, master_config, cells, check), pipe)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(writing)
+        self._pipe = os.fdopen(reading, "rb")
+
+    def result(self) -> list:
+        """(cell, config, None) or (cell, None, reason) for every cell, in grid order."""
+        if self._outcomes is None:
+            try:
+                self._outcomes = pickle.load(self._pipe)
+            except (EOFError, pickle.UnpicklingError) as error:
+                raise RuntimeError("the process composing the grid ended without an answer") \
+                    from error
+            finally:
+                self._pipe.close()
+                os.waitpid(self._pid, 0)
+        return self._outcomes

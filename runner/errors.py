@@ -1,0 +1,13 @@
+"""The runner's own errors: each message starts with the dotted key at fault."""
+
+
+class ConfigError(ValueError):
+    """A value no run could use; the message says what is allowed. Refused before any run."""
+
+
+class StackError(ValueError):
+    """Valid values, but a stack Keras cannot build: its run ends FAILED with the reason."""
+
+
+class CheckError(RuntimeError):
+    """Keras disagrees with the shape oracle or the NumPy reference: the run fails."""

@@ -1,0 +1,180 @@
+"""One experiment, as the notebook does it: make inputs, build, predict, check.
+
+It records nothing and handles no signal: it returns a JobResult, a failure at any step
+included, and the caller (runner.job) decides what becomes of it."""
+
+import dataclasses
+import hashlib
+import time
+from pathlib import Path
+
+import numpy as np
+
+from runner.errors import CheckError
+from runner.result import Failure, JobResult, Picture
+from runner.shapes import cudnn_eligible, format_shape
+from runner.validate import JobSpec
+
+
+def run_experiment(spec: JobSpec, artifact_dir: Path) -> JobResult:
+    """The job's result: shapes, metrics and artifacts, or how far it got and why it failed."""
+    planned = JobResult(label=spec.label, params=flatten(spec.config), artifact_dir=artifact_dir,
+                        tags=expected_tags(spec))
+    try:
+        if spec.refusal is not None:
+            raise spec.refusal  # the oracle knows Keras cannot build this stack
+        return _measure(spec, planned)
+    except BaseException as error:  # SystemExit and a signal's Interrupted too: all recorded
+        return dataclasses.replace(planned, error=Failure.of(error))
+
+
+def expected_tags(spec: JobSpec) -> dict:
+    if spec.expected is None:
+        return {}
+    return {f"expected.{name}": format_shape(shape) for name, shape in spec.expected.outputs.items()}
+
+
+def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
+    from runner.artifacts import write_artifacts
+    from runner.data import make_inputs
+    from runner.device import describe_device
+    from runner.memory import resident_mb
+    from runner.model import build_model
+    from runner.session import fresh_session
+
+    config = spec.config
+    fresh_session(spec.seed, config["gpu_memory_growth"])
+    inputs = make_inputs(spec.input_shape, config["data"]["scale"], spec.seed)
+    model = build_model(spec.layers, spec.plan, spec.name)
+    outputs, seconds = predict(model, inputs)
+    checks = check_outputs(spec, model, inputs, outputs, config["reference_rows"])
+    device = describe_device()
+    write_artifacts(planned.artifact_dir, config, model, inputs, outputs, checks, device)
+
+    shapes = {name: tuple(array.shape) for name, array in outputs.items()}
+    main = outputs.get("output", outputs.get("forward_output"))
+    result = dataclasses.replace(planned, outputs=shapes)
+    tags = {**planned.tags, **device,
+            "shape.input": format_shape(inputs.shape),
+            **{f"shape.{name}": format_shape(shape) for name, shape in shapes.items()},
+            "shape.match": str(checks["match"]).lower(),
+            "predictions.sha256": predictions_sha256(inputs, outputs),
+            "mlflow.note.content": result.line}
+    eligible = [entry["cudnn_eligible"] for entry in checks["layers"] if "cudnn_eligible" in entry]
+    if eligible:  # cuDNN runs only where the config allows it and TensorFlow sees a GPU
+        tags["cudnn.used"] = str(all(eligible) and device["device.kind"] == "GPU").lower()
+    metrics = {"param_count": checks["param_count"], "predict_seconds": seconds,
+               "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
+               "output.abs_max": float(np.max(np.abs(main))),
+               "oracle.max_abs_err": checks["oracle.max_abs_err"],
+               "process.rss_mb": resident_mb()}
+    pictures = ()
+    if main.ndim == 3:  # every timestep: the picture the notebook draws of return_sequences
+        pictures = (Picture("output_over_time.png", main[:4, :, :8], spec.label),)
+    error = _disagreement(checks, config["tolerance"])
+    return dataclasses.replace(result, tags=tags, metrics=metrics, pictures=pictures,
+                               error=Failure.of(error) if error else None)
+
+
+def predict(model, inputs: np.ndarray) -> tuple:
+    """Named outputs as NumPy arrays, and the seconds the prediction took.
+
+    One compiled call over the whole batch: as fast as `model(x)` on small batches, and about
+    half the time of `model.predict` on a 1024 x 512 x 16 batch (benchmarks/)."""
+    start = time.perf_counter()
+    outputs = model.predict_on_batch(inputs)
+    seconds = time.perf_counter() - start
+    return {name: np.asarray(value) for name, value in outputs.items()}, seconds
+
+
+def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict,
+                  reference_rows: int = 0) -> dict:
+    """Keras against the oracle (shapes, parameter counts) and the NumPy reference (values):
+    the content of shapes.json, with the problems found.
+
+    The reference recomputes the first `reference_rows` rows of the batch (0: all of them):
+    rows never mix in these layers, so a sample proves the equations at a fraction of the cost."""
+    from runner.model import layer_output_shapes
+    from runner.reference import max_abs_err, reference_outputs
+
+    keras_layers = layer_output_shapes(model, spec.plan)
+    actual = {name: tuple(array.shape) for name, array in outputs.items()}
+    problems = []
+    layers = []
+    for layer_cfg, layer, layer_plan, shapes in zip(spec.layers, model.layers[1:],
+                                                    spec.plan.layers, keras_layers):
+        params = layer.count_params()
+        if shapes != layer_plan.outputs:
+            problems.append(f"model.layers.{layer_plan.index}: Keras gives {shapes}, "
+                            f"the oracle {layer_plan.outputs}")
+        if params != layer_plan.param_count:
+            problems.append(f"model.layers.{layer_plan.index}: Keras counts {params} params, "
+                            f"the formula {layer_plan.param_count}")
+        entry = {
+            "index": layer_plan.index,
+            "layer": layer_plan.label,
+            "keras_name": layer.name,
+            "output_shapes": {k: list(v) for k, v in shapes.items()},
+            "expected_output_shapes": {k: list(v) for k, v in layer_plan.outputs.items()},
+            "param_count": params,
+            "expected_param_count": layer_plan.param_count,
+        }
+        recurrent = layer_cfg.get("layer", layer_cfg)
+        if recurrent["_target_"] in ("keras.layers.LSTM", "keras.layers.GRU"):
+            entry["cudnn_eligible"] = cudnn_eligible(recurrent)
+        layers.append(entry)
+    if actual != spec.expected.outputs:
+        problems.append(f"outputs: Keras gives {actual}, the oracle {spec.expected.outputs}")
+    param_count = model.count_params()
+    if param_count != spec.plan.param_count:
+        problems.append(f"param_count: Keras counts {param_count}, the formula {spec.plan.param_count}")
+    weights = [layer.get_weights() for layer in model.layers[1:]]
+    rows = slice(None) if reference_rows <= 0 else slice(0, reference_rows)
+    reference = reference_outputs(spec.layers, spec.plan, weights, inputs[rows])
+    error = max_abs_err({name: array[rows] for name, array in outputs.items()}, reference)
+    return {
+        "input": list(inputs.shape),
+        "outputs": {k: list(v) for k, v in actual.items()},
+        "expected_outputs": {k: list(v) for k, v in spec.expected.outputs.items()},
+        "layers": layers,
+        "param_count": param_count,
+        "expected_param_count": spec.plan.param_count,
+        "match": actual == spec.expected.outputs and not problems,
+        "oracle.max_abs_err": error,
+        "oracle.rows_checked": int(min(inputs.shape[0], reference_rows or inputs.shape[0])),
+        "problems": problems,
+    }
+
+
+def _disagreement(checks: dict, tolerance: float):
+    """The CheckError that fails the run, or None when Keras agrees with both references."""
+    if checks["problems"]:
+        return CheckError("; ".join(checks["problems"]))
+    if not checks["oracle.max_abs_err"] <= tolerance:
+        return CheckError(f"oracle.max_abs_err {checks['oracle.max_abs_err']:.3g} exceeds "
+                          f"tolerance {tolerance:g}: Keras and the NumPy reference disagree")
+    return None
+
+
+def flatten(node, prefix: str = "") -> dict:
+    """Every leaf of a nested dict/list as `a.b.0.c` -> str(value): the run's params."""
+    if isinstance(node, dict) and node:
+        items = node.items()
+    elif isinstance(node, list) and node:
+        items = enumerate(node)
+    else:
+        return {prefix: str(node)}
+    flat = {}
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def predictions_sha256(inputs: np.ndarray, outputs: dict) -> str:
+    """One digest over the inputs and every named output: equal digests, equal numbers."""
+    digest = hashlib.sha256()
+    for name, array in [("input", inputs), *sorted(outputs.items())]:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,105 @@
+"""The job's end of its recording process: `submit(request)` returns a Future at once."""
+
+import atexit
+import collections
+import itertools
+import os
+import pickle
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+
+
+class RecorderGone(RuntimeError):
+    """The recording process ended before it answered."""
+
+
+class Recorder:
+    """A recording process and the futures of what it was asked, answered in order."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runner.recording.process", str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        self._keys = itertools.count(1)
+        self._pending = collections.deque()
+        self._lock = threading.Lock()
+        self._gone = None
+        self._asked = False
+        threading.Thread(target=self._answers, name="recorder-answers", daemon=True).start()
+
+    def new_key(self) -> int:
+        """A key that names a run in this recorder's requests before its id is known."""
+        return next(self._keys)
+
+    def submit(self, request) -> Future:
+        future = Future()
+        with self._lock:
+            if self._gone is None:
+                try:
+                    pickle.dump(request, self.process.stdin)
+                    self.process.stdin.flush()
+                    self._asked = True
+                    self._pending.append(future)
+                    return future
+                except OSError:
+                    self._gone = self._gone_error()
+            future.set_exception(self._gone)
+        return future
+
+    def alive(self) -> bool:
+        return self._gone is None and self.process.poll() is None
+
+    def _answers(self) -> None:
+        """Resolve each future as its answer comes; when the process ends, fail the rest."""
+        while True:
+            try:
+                ok, value = pickle.load(self.process.stdout)
+            except (EOFError, OSError, pickle.UnpicklingError):
+                break
+            with self._lock:
+                future = self._pending.popleft()
+            future.set_result(value) if ok else future.set_exception(value)
+        with self._lock:
+            self._gone = self._gone or self._gone_error()
+            while self._pending:
+                self._pending.popleft().set_exception(self._gone)
+
+    def _gone_error(self) -> RecorderGone:
+        try:
+            code = self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            code = None
+        return RecorderGone(f"the recording process {self.process.pid} ended "
+                            f"({'exit code ' + str(code) if code is not None else 'pipe closed'})")
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Close the pipe and wait for the child to finish what it was asked, if anything."""
+        if not self._asked:  # asked nothing (a sweep refused): no need to wait for its imports
+            self.process.kill()
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        with self._lock:
+            if not self._pending:
+                return  # every answer is in: the child ends by itself
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_recorder = None
+
+
+def recorder() -> Recorder:
+    """This process's recorder, started on first use (in each worker of a launcher too); one
+    that has ended (killed by the OOM killer, say) is replaced for the requests to come."""
+    global _recorder
+    if _recorder is None or not _recorder.alive():
+        _recorder = Recorder()
+        atexit.register(_recorder.close)
+    return _recorder

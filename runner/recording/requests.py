@@ -1,0 +1,97 @@
+"""What a job asks of its recording process: one small dataclass per request, each applied to
+the store over there. The answers come back as futures (recording/client.py)."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from runner.result import JobResult
+
+URI_ENV = "MLFLOW_TRACKING_URI"
+PARENT_RUN_ENV = "RUNNER_PARENT_RUN_ID"  # set in every job of a sweep: its parent run
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where runs go: the store, the experiment, where a sqlite store's artifacts live."""
+    uri: str
+    experiment: str
+    artifact_location: Optional[str] = None
+
+    @classmethod
+    def from_config(cls, tracking: dict) -> "Tracking":
+        """From the resolved `tracking` config; MLFLOW_TRACKING_URI, when set, wins."""
+        uri = os.environ.get(URI_ENV) or tracking["uri"]
+        if tracking.get("artifact_root"):
+            location = str(Path(tracking["artifact_root"]).absolute())
+        elif uri.startswith("sqlite:///"):
+            location = str(Path(uri[len("sqlite:///"):]).parent / "mlartifacts")
+        else:
+            location = None  # a tracking server decides (and proxies) where artifacts go
+        return cls(uri, tracking["experiment"], location)
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """A job as its launcher reports it, whichever process or machine ran it."""
+    job: int  # Hydra's job number
+    overrides: str  # the cell, as its run is named
+    ok: bool
+    line: str  # the job's own line: `lstm return_sequences=False -> output (4, 3)`
+
+
+@dataclass(frozen=True)
+class CreateParent:
+    """A sweep's parent run, created before any job starts. Answer: its run id."""
+    tracking: Tracking
+    name: str
+    tags: dict
+
+    def apply(self, recording) -> str:
+        return recording.store(self.tracking).create_parent(self.name, self.tags)
+
+
+@dataclass(frozen=True)
+class StartRun:
+    """One job's run, under `parent_id` when it has one. Answer: its run id. `key` names the
+    run in later requests, so a job goes on before the answer has come."""
+    tracking: Tracking
+    key: int
+    name: str
+    tags: dict
+    parent_id: Optional[str]
+    start_ms: int  # when the job started, on the job's own clock
+
+    def apply(self, recording) -> str:
+        return recording.start(self.key, lambda: recording.store(self.tracking).start_run(
+            self.name, self.tags, self.parent_id, self.start_ms))
+
+
+@dataclass(frozen=True)
+class FinishRun:
+    """Everything the job produced, logged; the run ended FINISHED, FAILED or KILLED.
+    Answer: None. A run that could not be created fails this the same way."""
+    tracking: Tracking
+    key: int
+    params: dict
+    result: JobResult
+    end_ms: int
+
+    def apply(self, recording) -> None:
+        run_id = recording.run_of(self.key)
+        recording.store(self.tracking).finish_run(run_id, self.params, self.result, self.end_ms)
+
+
+@dataclass(frozen=True)
+class CloseSweep:
+    """The parent's summary of every job (a job with no run gets a row from its report), and
+    its end: FAILED when a job did not finish, unless `status` (KILLED) is given.
+    Answer: the summary's rows."""
+    tracking: Tracking
+    parent_id: str
+    status: Optional[str]
+    jobs: tuple  # of JobReport
+
+    def apply(self, recording) -> list:
+        return recording.store(self.tracking).close_sweep(self.parent_id, self.status, self.jobs)

@@ -1,0 +1,107 @@
+"""What several test modules share: reading runs back, starting the CLI, finding processes."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# A job long enough to be caught mid-way: about 10 s of LSTM on 2 cores
+SLOW = ["model=lstm", "data.timesteps=4000", "data.batch_size=256", "model.units=64"]
+ARTIFACTS = {"config.yaml", "device.json", "model_summary.txt", "predictions.npz", "shapes.json"}
+
+
+def runner_env(**extra) -> dict:
+    """The environment a user's shell gives the CLI (no MLflow or runner variables of ours)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("MLFLOW_", "RUNNER_", "HYDRA_"))}
+    return {**env, **extra}
+
+
+def store_of(directory: Path) -> str:
+    """The store the project's defaults use, for a CLI started in `directory`."""
+    return f"sqlite:///{directory}/outputs/mlflow.db"
+
+
+def runs_of(client, experiment="rnn-shapes"):
+    """Every run of the experiment, oldest first."""
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return sorted(client.search_runs([experiment_id], max_results=1000),
+                  key=lambda run: run.info.start_time)
+
+
+def parent_and_children(client):
+    runs = runs_of(client)
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r is not parent]
+    return parent, children
+
+
+def start_cli(directory: Path, *args, env=None, stderr=subprocess.PIPE) -> subprocess.Popen:
+    """`python -m runner ARGS` started in `directory`, as a user types it."""
+    return subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=directory,
+                            env=env or runner_env(), stdout=subprocess.PIPE, stderr=stderr,
+                            text=True)
+
+
+def run_script(directory: Path, script: str, *args, env=None, timeout=300):
+    """`python -c SCRIPT ARGS` (a CLI with something patched) in `directory`."""
+    return subprocess.run([sys.executable, "-c", script, *args], cwd=directory,
+                          env=env or runner_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def recorder_of(pid: int) -> Path:
+    """The /proc entry of the recording process of the runner process `pid`."""
+    [recorder] = [p for p in Path("/proc").glob("[0-9]*")
+                  if cmdline(p).endswith(f"-m runner.recording.process {pid}")]
+    return recorder
+
+
+def cmdline(process: Path) -> str:
+    """A process's command line from /proc, or "" once it has ended (a zombie has none)."""
+    try:
+        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def wait_until_running(directory: Path, process, runs=1, limit=120.0) -> None:
+    """Poll the store until its `runs` runs are all RUNNING (the job is then mid-way)."""
+    store = directory / "outputs" / "mlflow.db"
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            rows = sqlite3.connect(store).execute("select status from runs").fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        if rows == [("RUNNING",)] * runs:
+            return
+        time.sleep(0.2)
+    pytest.fail("the job's run never started")
+
+
+def check_children(client, total: int, models=("simple_rnn", "lstm", "gru", "bilstm")):
+    """One FINISHED parent over `total` FINISHED children, each recorded whole: (parent, kids)."""
+    parent, children = parent_and_children(client)
+    assert len(children) == total
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.info.status for c in children} == {"FINISHED"} and parent.info.status == "FINISHED"
+    assert sorted(int(c.data.tags["job.num"]) for c in children) == list(range(total))
+    for child in children:
+        sequences = child.data.params["return_sequences"] == "True"
+        assert child.data.params["model"] in models
+        assert child.data.tags["shape.match"] == "true"
+        assert child.data.tags["shape.output"].startswith("(4, 30," if sequences else "(4, ")
+        assert len(child.data.tags["predictions.sha256"]) == 64
+        assert child.data.metrics["oracle.max_abs_err"] < 1e-5
+        names = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert names == ARTIFACTS | ({"output_over_time.png"} if sequences else set())
+    assert parent.data.tags["jobs.total"] == str(total) and parent.data.tags["jobs.failed"] == "0"
+    return parent, children

@@ -1,0 +1,117 @@
+"""The recording path in-process: the store's MLflow calls, and typed requests answered as
+futures by a real recording process."""
+
+import os
+import time
+
+import pytest
+
+from helpers import runs_of
+from runner.recording.requests import (CloseSweep, CreateParent, FinishRun, JobReport, StartRun,
+                                       Tracking)
+from runner.result import Failure, JobResult
+
+
+@pytest.fixture
+def tracking(store_uri, tmp_path):
+    return Tracking(store_uri, "rnn-shapes", str(tmp_path / "outputs" / "mlartifacts"))
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def test_long_values_and_odd_keys_are_recorded_whole(tracking, client, tmp_path):
+    from runner.recording.limits import param_key
+    from runner.recording.store import Store
+
+    store = Store(tracking, os.getpid())
+    run_id = store.start_run("long values", {"job.num": "0"}, None, _now())
+    long_value = "0123456789" * 700
+    result = JobResult(label="long values", params={}, artifact_dir=tmp_path / "artifacts")
+    store.finish_run(run_id, {"model.note": long_value, "odd[key]:1": "v"}, result, _now())
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["odd_key__1"] == "v"
+    kept = run.data.params["model.note"]
+    assert len(kept) == 6000 and kept.startswith(long_value[:5000])
+    assert kept.endswith("[7000 characters: see artifact params/model.note.txt]")
+    local = client.download_artifacts(run_id, "params/model.note.txt", str(tmp_path / "down"))
+    assert open(local).read() == long_value
+    assert run.data.tags["runner.pid"] == str(os.getpid())
+    key = param_key("k" * 300)
+    assert len(key) == 250 and key == param_key("k" * 300)
+    assert key != param_key("k" * 299 + "j")
+
+
+def test_requests_are_answered_in_order_as_futures(tracking, client, tmp_path):
+    """A parent, two runs (one failed) and the sweep's close, through a real recording process;
+    the job goes on before its run's id has come back (the run is named by its key)."""
+    from runner.recording.client import Recorder
+
+    recorder = Recorder()
+    try:
+        parent_id = recorder.submit(CreateParent(tracking, "model=lstm,gru", {})).result(60)
+        futures = []
+        for key, (name, error) in enumerate([("model=lstm", None),
+                                             ("model=gru", RuntimeError("injected"))], start=1):
+            started = recorder.submit(StartRun(tracking, key, name, {"job.num": str(key - 1)},
+                                               parent_id, _now()))
+            result = JobResult(label=name, params={"model": name[6:]},
+                               artifact_dir=tmp_path / name, outputs={"output": (4, 3)},
+                               tags={"shape.output": "(4, 3)"}, metrics={"param_count": 60},
+                               error=Failure.of(error) if error else None)
+            futures.append(recorder.submit(FinishRun(tracking, key, {"model": name[6:]}, result,
+                                                     _now())))
+            assert not started.done() or started.result()  # the job did not wait for it
+        assert [future.result(60) for future in futures] == [None, None]
+        jobs = (JobReport(0, "model=lstm", True, "lstm"), JobReport(1, "model=gru", False, "gru"),
+                JobReport(2, "model=simple_rnn", False, "simple_rnn -> FAILED: lost"))
+        rows = recorder.submit(CloseSweep(tracking, parent_id, None, jobs)).result(60)
+    finally:
+        recorder.close()
+    assert [(row["job"], row["status"]) for row in rows] == [
+        (0, "FINISHED"), (1, "FAILED"), (2, "FAILED")]
+    assert rows[2]["error"] == "no run recorded: FAILED: lost"
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["jobs.failed_cells"] == "model=gru; model=simple_rnn"
+    failed = [r for r in runs_of(client) if r.info.run_name == "model=gru"][0]
+    assert failed.data.tags["error"] == "RuntimeError: injected"
+    assert failed.data.tags["runner.pid"] == str(os.getpid())  # this process, not the recorder
+
+
+def test_a_run_that_could_not_be_created_fails_its_finish_the_same_way(tmp_path):
+    from runner.recording.client import Recorder
+    from runner.recording.server import StoreUnreachable
+
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    tracking = Tracking(uri, "rnn-shapes")
+    recorder = Recorder()
+    try:
+        started = recorder.submit(StartRun(tracking, 1, "model=gru", {}, None, _now()))
+        result = JobResult(label="gru", params={}, artifact_dir=tmp_path)
+        finished = recorder.submit(FinishRun(tracking, 1, {}, result, _now()))
+        for future in (started, finished):
+            with pytest.raises(StoreUnreachable, match=f"tracking server {uri} did not answer"):
+                future.result(60)
+    finally:
+        recorder.close()
+
+
+def test_a_recorder_that_dies_fails_every_pending_future(tracking, tmp_path):
+    import signal
+
+    from runner.recording.client import Recorder, RecorderGone
+
+    recorder = Recorder()
+    recorder.submit(CreateParent(tracking, "p", {})).result(60)
+    os.kill(recorder.process.pid, signal.SIGKILL)
+    pending = recorder.submit(StartRun(tracking, 1, "model=gru", {}, None, _now()))
+    with pytest.raises(RecorderGone, match=rf"recording process {recorder.process.pid} ended"):
+        pending.result(30)
+    assert not recorder.alive()
