@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
 
-.PHONY: run test ui bench
+.PHONY: run check test ui bench
 
 # A fresh machine needs only Python 3.11: the venv and the pinned dependencies are made here.
 $(VENV)/.installed: pyproject.toml
@@ -15,7 +15,10 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed  ## the notebook's 8 cells as one sweep, recorded in outputs/mlflow.db
 	$(PY) -m runner -m sweep=seed
 
-test: $(VENV)/.installed
+check: $(VENV)/.installed  ## the fast tier: unit and in-process tests, a few CLI stories (< 90 s)
+	HYPOTHESIS_PROFILE=check $(PY) -m pytest -q -m "not slow" tests
+
+test: $(VENV)/.installed  ## everything: real servers, launchers, a browser, faults
 	$(PY) -m pytest -q tests
 
 bench: $(VENV)/.installed  ## the runner beside bare Keras (about 10 minutes)

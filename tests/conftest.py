@@ -3,16 +3,24 @@
 The CLI runs in tmp_path exactly as a user types it: the project's defaults put its outputs and
 its store under tmp_path/outputs."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import HealthCheck, settings
 
 from helpers import CONF, runner_env, store_of
 from runner.schema import register_schema
 
 register_schema()
+
+# Property tests: reproducible, no example database; `make check` draws fewer examples
+for profile, examples in (("test", 100), ("check", 25)):
+    settings.register_profile(profile, max_examples=examples, deadline=None, derandomize=True,
+                              database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 
 
 @pytest.fixture

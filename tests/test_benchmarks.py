@@ -4,6 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+
+pytestmark = pytest.mark.slow  # the benchmark in a subprocess: in `make test` only
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

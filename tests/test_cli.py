@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from helpers import runs_of
 
@@ -62,6 +63,7 @@ def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
     assert "return_sequences: true" in open(f"{local}/config.yaml").read()
 
 
+@pytest.mark.slow
 def test_same_config_in_three_processes_gives_the_same_predictions(run_cli, client):
     for _ in range(3):  # the same config again never trips MLflow's write-once params either
         assert run_cli("model=gru", "seed=7").returncode == 0

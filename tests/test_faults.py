@@ -10,6 +10,8 @@ import pytest
 from helpers import (SLOW, cmdline, parent_and_children, recorder_of, run_script, runs_of,
                      start_cli, wait_until_running)
 
+pytestmark = pytest.mark.slow  # subprocesses and servers: in `make test`, not `make check`
+
 # Runs the CLI with build_model patched to fail on chosen unit counts: faults from outside.
 FAULTY = """
 import runpy, sys
@@ -35,6 +37,7 @@ runpy.run_module("runner", run_name="__main__", alter_sys=True)
 SWALLOWED = """
 import gc, os, runpy, signal, sys
 import runner.model as model
+
 
 real = model.build_model
 

@@ -19,6 +19,7 @@ def _gpu_count() -> int:
 
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.gpu,
     pytest.mark.skipif(_gpu_count() == 0, reason="no NVIDIA GPU here (nvidia-smi -L lists none)"),
     pytest.mark.skipif(importlib.util.find_spec("nvidia") is None,

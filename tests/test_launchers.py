@@ -3,10 +3,14 @@ one MLflow parent for all, the parent's id handed to every worker."""
 
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 import servers
 from helpers import CONF, check_children
+
+pytestmark = pytest.mark.slow  # subprocesses and servers: in `make test`, not `make check`
+
 
 def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, client, tmp_path):
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # a fresh store, made before launch

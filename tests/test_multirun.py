@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from helpers import parent_and_children, run_script, runs_of
 
 SEED_TABLE = {
@@ -63,6 +65,7 @@ def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
     assert "job  overrides" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_cell_fails_alone(run_cli, client):
     result = run_cli("-m", "model=lambda_lstm", "model.layers.1.return_sequences=true,false",
                      "model.units=4")
@@ -109,6 +112,7 @@ runpy.run_module("runner", run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_each_cell_is_composed_once(tmp_path, client):
     """The sweeper composes and checks every cell up front; the launcher reuses those configs
     (with the sweep's parent and store in each job's environment) instead of composing again."""

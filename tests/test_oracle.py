@@ -1,7 +1,7 @@
 """The oracle and the NumPy reference against Keras, on random small stacks (hypothesis)."""
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from runner.errors import StackError
@@ -54,8 +54,6 @@ def _chain_in_keras(layers: list, shape: tuple) -> None:
         x = make_layer(layer_cfg)(x)
 
 
-@settings(max_examples=100, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
 @given(stacks(), st.integers(0, 2**16))
 def test_oracle_and_reference_agree_with_keras(stack, seed):
     import keras

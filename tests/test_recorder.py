@@ -3,12 +3,17 @@
 import os
 import signal
 
+import pytest
+
 from helpers import (SLOW, parent_and_children, recorder_of, run_script, runs_of, start_cli,
                      wait_until_running)
+
+pytestmark = pytest.mark.slow  # subprocesses and servers: in `make test`, not `make check`
 
 # The CLI, reporting at exit which heavy modules its own process imported.
 REPORTING = """
 import atexit, os, runpy, sys
+
 atexit.register(lambda: print("job process", os.getpid(), "imported",
                               sorted(m for m in ("mlflow", "sqlalchemy", "alembic")
                                      if m in sys.modules), file=sys.stderr))

@@ -8,9 +8,11 @@ import pytest
 import servers
 from helpers import ARTIFACTS, check_children, runner_env, runs_of, start_cli
 
-pytestmark = pytest.mark.skipif(
-    servers.POSTGRES_BIN is None,
-    reason="Debian's postgresql is not installed (.ci/run installs it with apt-get)")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(servers.POSTGRES_BIN is None,
+                       reason="Debian's postgresql is not installed (.ci/run installs it with apt-get)"),
+]
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - the test extra installs it
     sync_playwright = None
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
                                                 "(.ci/run installs it with apt-get)"),
     pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
