@@ -41,7 +41,7 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     try:
         spec = validate(cfg)  # before any run is created or TensorFlow imported
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(error, file=sys.stderr)  # one line, starting with the key
         sys.exit(1)
     from runner.job import RunIdentity, run_job
     from runner.recording.requests import PARENT_RUN_ENV

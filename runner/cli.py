@@ -11,6 +11,10 @@ import threading
 def launch(app) -> None:
     """Run the Hydra app, then end the process without Python's teardown of TensorFlow's
     modules (about 0.75 s): every exit hook runs and all output is flushed first."""
+    from runner.hydra_internals import report_errors_with
+    from runner.refusals import one_line
+
+    report_errors_with(one_line)
     try:
         app()
         code = 0

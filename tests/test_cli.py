@@ -76,6 +76,6 @@ def test_same_config_in_three_processes_gives_the_same_predictions(run_cli, clie
 
 def test_unknown_model_lists_the_choices(run_cli):
     result = run_cli("model=transformer")
-    assert "Available options" in result.stderr
-    for choice in ("bilstm", "gru", "lambda_lstm", "lstm", "simple_rnn"):
-        assert choice in result.stderr
+    assert result.returncode == 1
+    assert result.stderr == ("model: no stack named 'transformer'; available: bilstm, gru, "
+                             "lambda_lstm, lstm, simple_rnn\n")

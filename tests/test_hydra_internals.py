@@ -1,4 +1,4 @@
-"""Hydra's private names that the runner uses (hydra_plugins/runner_sweeper/hydra_internals.py),
+"""Hydra's private names that the runner uses (runner/hydra_internals.py),
 and CPython's exit sequence (runner/cli.py): each fails here, loudly, if a release changes it."""
 
 import atexit
@@ -7,7 +7,7 @@ import threading
 
 from hydra.core.utils import JobReturn, JobStatus
 
-from hydra_plugins.runner_sweeper import hydra_internals
+from runner import hydra_internals
 
 
 def test_the_basic_sweeper_still_has_what_the_grid_sweeper_builds_on():

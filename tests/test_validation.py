@@ -6,15 +6,18 @@ import pytest
 
 CANARY = "CANARY"  # a file a hostile target would create, relative to the test's tmp dir
 
-# (overrides, text the message must hold, whether a run may exist: only stacks Keras refuses)
+# (overrides, how the one line starts, whether a run may exist: only stacks Keras refuses)
 CORPUS = [
-    # wrong types, refused when the config is composed
-    (["data.batch_size=two"], "data.batch_size", False),
-    (["data.timesteps=1.5"], "data.timesteps", False),
-    (["return_sequences=maybe"], "return_sequences", False),
-    (["seed=abc"], "seed", False),
-    (["model.units=three"], "model.units", False),
-    (["merge_mode=avg"], "merge_mode", False),
+    # wrong types and values, refused while Hydra composes the config
+    (["data.batch_size=two"], "data.batch_size: must be an integer, got 'two'", False),
+    (["data.timesteps=1.5"], "data.timesteps: must be an integer, got '1.5'", False),
+    (["data.features=2.5"], "data.features: must be an integer, got '2.5'", False),
+    (["return_sequences=maybe"], "return_sequences: must be true or false, got 'maybe'", False),
+    (["seed=abc"], "seed: must be an integer, got 'abc'", False),
+    (["tolerance=abc"], "tolerance: must be a number, got 'abc'", False),
+    (["model.units=three"], "model.units: must be an integer, got 'three'", False),
+    (["merge_mode=concatenate"], "merge_mode: 'concatenate' is not one of concat, sum, mul, ave, "
+     "none (did you mean concat?)", False),
     # ranges
     (["data.batch_size=0"], "data.batch_size: must be a positive integer, got 0", False),
     (["data.timesteps=-1"], "data.timesteps: must be a positive integer", False),
@@ -25,27 +28,40 @@ CORPUS = [
     (["data.scale=nan"], "data.scale: must be a finite number, got nan", False),
     (["data.scale=inf"], "data.scale: must be a finite number", False),
     (["+model.layers.0.dropout=1.5"], "model.layers.0.dropout: must be a rate in [0, 1)", False),
-    (["+model.layers.0.recurrent_dropout=-0.1"], "model.layers.0.recurrent_dropout", False),
+    (["+model.layers.0.recurrent_dropout=-0.1"], "model.layers.0.recurrent_dropout: must be a "
+     "rate in [0, 1)", False),
     (["model=bilstm", "model.layers.0.merge_mode=avg"],
      "model.layers.0.merge_mode: 'avg' is not one of concat, sum, mul, ave, none", False),
     (["+model.layers.0.activation=swishy"], "model.layers.0.activation: 'swishy' is not one of",
      False),
-    (["model.layers.0.return_sequences=sometimes"], "model.layers.0.return_sequences", False),
-    # unknown keys, also through +
-    (["return_sequence=true"], "return_sequence", False),
+    (["model.layers.0.return_sequences=sometimes"], "model.layers.0.return_sequences: must be "
+     "true or false", False),
+    # unknown keys, with and without +
+    (["return_sequence=true"],
+     "return_sequence: unknown key (did you mean return_sequences?); known: model, data", False),
     (["+return_sequence=true"],
-     "return_sequence: unknown key (did you mean return_sequences?)", False),
+     "return_sequence: unknown key (did you mean return_sequences?); known: model, data", False),
+    (["data.batchsize=3"], "data.batchsize: unknown key (did you mean data.batch_size?)", False),
     (["+data.batchsize=3"], "data.batchsize: unknown key (did you mean data.batch_size?)", False),
+    (["model.layers.0.unit=3"], "model.layers.0.unit: unknown argument (did you mean units?)",
+     False),
     (["+model.layers.0.unit=3"], "model.layers.0.unit: unknown argument for LSTM", False),
-    (["+tracking.urii=x"], "tracking.urii: unknown key", False),
+    (["model.layers.0.unroll=true"], "model.layers.0.unroll: not set in the model file; add it "
+     "with +model.layers.0.unroll=true", False),
+    (["+tracking.urii=x"], "tracking.urii: unknown key (did you mean tracking.uri?)", False),
+    (["model.layers.5.units=3"], "model.layers.5: no such item", False),
     # ??? left unset
     (["model.units=???"], "model.units: no value given (???)", False),
     (["data.batch_size=???"], "data.batch_size: no value given (???)", False),
-    # override grammar, unknown model, a sweep without -m
-    (["model=[lstm"], "no viable alternative at input '[lstm'", False),
-    (["return_sequences=true,false"], "Ambiguous value for argument 'return_sequences=true,false'",
+    # override grammar, unknown stack, a sweep without -m
+    (["model=[lstm"], "model: cannot read 'model=[lstm' (no viable alternative at input '[lstm')",
      False),
-    (["model=transformer"], "Could not find 'model/transformer'", False),
+    (["return_sequences=true,false"],
+     "return_sequences: true,false is several values: add -m to sweep them", False),
+    (["model=transformer"], "model: no stack named 'transformer'; available: bilstm, gru, "
+     "lambda_lstm, lstm, simple_rnn", False),
+    (["model=lstmm"], "model: no stack named 'lstmm' (did you mean lstm?)", False),
+    (["data=big"], "data: no config named 'big'; available: default", False),
     # rank of the data against the model's declared input
     (["model.input_shape=[30,1]", "data.features=3"],
      "model.input_shape: the model takes 1 on axis 2 but data.features=3", False),
@@ -60,13 +76,13 @@ CORPUS = [
     (["model.layers.0._target_=logging.os.system", f"+model.layers.0.command='touch {CANARY}'"],
      "model.layers.0._target_: 'logging.os.system' may not be instantiated", False),
     (["model.layers.0._target_=subprocess.Popen", f"+model.layers.0.args=[touch,{CANARY}]"],
-     "'subprocess.Popen' may not be instantiated", False),
+     "model.layers.0._target_: 'subprocess.Popen' may not be instantiated", False),
     (["model.layers.0._target_=builtins.eval", "+model.layers.0.source='1'"],
-     "'builtins.eval' may not be instantiated", False),
+     "model.layers.0._target_: 'builtins.eval' may not be instantiated", False),
     (["model.layers.0._target_=importlib.import_module", "+model.layers.0.name=antigravity"],
-     "'importlib.import_module' may not be instantiated", False),
+     "model.layers.0._target_: 'importlib.import_module' may not be instantiated", False),
     (["model.layers.0._target_=hydra.utils.get_method", "+model.layers.0.path=os.system"],
-     "'hydra.utils.get_method' may not be instantiated", False),
+     "model.layers.0._target_: 'hydra.utils.get_method' may not be instantiated", False),
     (["model=bilstm", "model.layers.0.layer._target_=os.system"],
      "model.layers.0.layer._target_: 'os.system' may not be instantiated", False),
     (["+data.hook._target_=os.system"], "data.hook: unknown key", False),
@@ -77,26 +93,31 @@ CORPUS = [
 
 
 def refusal(make_cfg, overrides) -> str:
-    """What refuses these overrides before any run: Hydra composing them, or validate()."""
+    """The line that refuses these overrides before any run, as the CLI prints it: Hydra's
+    refusal while composing, or validate()'s; a stack Keras cannot build is its run's error."""
+    from runner.refusals import one_line
     from runner.validate import validate
 
     try:
         spec = validate(make_cfg(*overrides))
     except Exception as error:
-        causes = [error, error.__cause__] if error.__cause__ else [error]
-        return " ".join(str(cause) for cause in causes)
+        return one_line(error, overrides) or str(error)
     return str(spec.refusal) if spec.refusal else ""
 
 
 @pytest.mark.parametrize("overrides,message,run_allowed", CORPUS,
                          ids=[" ".join(case[0]) for case in CORPUS])
 def test_bad_input_is_refused_naming_the_key(make_cfg, tmp_path, overrides, message, run_allowed):
-    assert message in refusal(make_cfg, overrides)
+    line = refusal(make_cfg, overrides)
+    assert line.startswith(message) and "\n" not in line
     assert not (tmp_path / CANARY).exists()
 
 
-# A handful of the corpus as a user types it: exit 1, the message, no run unless Keras refused
-STORIES = [CORPUS[0], CORPUS[20], CORPUS[32], CORPUS[34]]
+# A handful of the corpus as a user types it: exit 1, the one line, no run unless Keras refused
+STORIES = [case for case in CORPUS if case[0] in (
+    ["data.batch_size=two"], ["return_sequence=true"], ["+return_sequence=true"],
+    ["merge_mode=concatenate"], ["model=transformer"], ["model.input_shape=[30]"],
+    ["model.layers.0._target_=logging.os.system", f"+model.layers.0.command='touch {CANARY}'"])]
 
 
 @pytest.mark.parametrize("overrides,message,run_allowed", STORIES,
@@ -105,7 +126,11 @@ def test_bad_input_from_the_command_line(run_cli, tmp_path, overrides, message, 
     result = run_cli(*overrides)
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert message in output
+    if run_allowed:  # the run's own line: the stack, then why Keras cannot build it
+        assert f"FAILED: StackError: {message}" in result.stdout
+    else:
+        assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, output
+        assert result.stdout == ""
     assert not (tmp_path / CANARY).exists()
     store = tmp_path / "outputs" / "mlflow.db"
     if not run_allowed:

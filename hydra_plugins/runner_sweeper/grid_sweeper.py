@@ -12,7 +12,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict, read_write
 
 from hydra_plugins.runner_sweeper.composing import ComposedAside
-from hydra_plugins.runner_sweeper.hydra_internals import (BasicSweeper, ComposedOnce,
+from runner.hydra_internals import (BasicSweeper, ComposedOnce,
                                                           jobs_run_here, returned)
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
