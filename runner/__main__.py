@@ -45,9 +45,10 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
         sys.exit(1)
     from runner.job import RunIdentity, run_job
     from runner.recording.requests import PARENT_RUN_ENV
+    from runner.vocabulary import spell_overrides
 
     identity = RunIdentity(
-        name=hydra_cfg.job.override_dirname or "defaults",
+        name=spell_overrides(hydra_cfg.job.override_dirname) or "defaults",
         job_num=int(hydra_cfg.job.num) if multirun else 0,
         choices={k: str(v) for k, v in hydra_cfg.runtime.choices.items()
                  if not k.startswith("hydra/")},
@@ -58,6 +59,11 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
         return outcome  # the sweep prints it and settles its recording (runner_sweeper)
     report = outcome.report()
     print(report.line, flush=True)
+    if outcome.run.exception() is None:
+        from runner.report import recorded_lines
+
+        print("\n".join(recorded_lines(outcome.tracking.uri, outcome.tracking.experiment,
+                                       outcome.run.result())), flush=True)
     if not report.ok:
         sys.exit(1)
     return report
@@ -66,6 +72,9 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig):
     """One job; in a sweep its outcome goes back to the sweeper from wherever it ran."""
+    from runner.console import quiet_libraries
+
+    quiet_libraries(cfg.verbose)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if cfg.mode == "explain":

@@ -14,6 +14,7 @@ def launch(app) -> None:
     from runner.hydra_internals import report_errors_with
     from runner.refusals import one_line
 
+    register_sweeper()
     report_errors_with(one_line)
     try:
         app()
@@ -34,6 +35,21 @@ def launch(app) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def register_sweeper() -> None:
+    """Make the runner's sweeper known to Hydra, whatever way the project is installed.
+
+    Hydra finds plugins by walking the directories of the `hydra_plugins` package, which an
+    editable install made by an import hook (pip's default) does not have; `Plugins.register`
+    is Hydra's own way to add one. After Hydra's scan, so the scan does not run the sweeper's
+    module a second time under it."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # scans the installed plugins, once per process
+    from hydra_plugins.runner_sweeper.grid_sweeper import GridSweeper
+
+    plugins.register(GridSweeper)
 
 
 def main() -> None:

@@ -13,25 +13,34 @@ import numpy as np
 from runner.errors import CheckError
 from runner.result import Failure, JobResult, Picture
 from runner.shapes import cudnn_eligible, format_shape
+from runner.vocabulary import spell
 from runner.validate import JobSpec
 
 
 def run_experiment(spec: JobSpec, artifact_dir: Path) -> JobResult:
     """The job's result: shapes, metrics and artifacts, or how far it got and why it failed."""
-    planned = JobResult(label=spec.label, params=flatten(spec.config), artifact_dir=artifact_dir,
-                        tags=expected_tags(spec))
+    planned = planned_result(spec, artifact_dir)
+    started = time.perf_counter()
     try:
         if spec.refusal is not None:
             raise spec.refusal  # the oracle knows Keras cannot build this stack
-        return _measure(spec, planned)
+        result = _measure(spec, planned)
     except BaseException as error:  # SystemExit and a signal's Interrupted too: all recorded
-        return dataclasses.replace(planned, error=Failure.of(error))
+        result = dataclasses.replace(planned, error=Failure.of(error))
+    seconds = {"job.seconds": time.perf_counter() - started}  # the job's own work, no import
+    return dataclasses.replace(result, metrics={**result.metrics, **seconds})
 
 
-def expected_tags(spec: JobSpec) -> dict:
-    if spec.expected is None:
-        return {}
-    return {f"expected.{name}": format_shape(shape) for name, shape in spec.expected.outputs.items()}
+def planned_result(spec: JobSpec, artifact_dir: Path) -> JobResult:
+    """What is known of a job before it runs: its label, config and expected shapes."""
+    tags = {}
+    if spec.expected is not None:
+        tags = {f"expected.{name}": format_shape(shape)
+                for name, shape in spec.expected.outputs.items()}
+    if spec.unused:
+        tags["knobs.unused"] = ", ".join(spec.unused)
+    return JobResult(label=spec.label, params=flatten(spec.config), artifact_dir=artifact_dir,
+                     tags=tags, unused=spec.unused)
 
 
 def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
@@ -57,6 +66,7 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     tags = {**planned.tags, **device,
             "shape.input": format_shape(inputs.shape),
             **{f"shape.{name}": format_shape(shape) for name, shape in shapes.items()},
+            "shapes": ", ".join(f"{name} {format_shape(shape)}" for name, shape in shapes.items()),
             "shape.match": str(checks["match"]).lower(),
             "predictions.sha256": predictions_sha256(inputs, outputs),
             "mlflow.note.content": result.line}
@@ -163,7 +173,7 @@ def flatten(node, prefix: str = "") -> dict:
     elif isinstance(node, list) and node:
         items = enumerate(node)
     else:
-        return {prefix: str(node)}
+        return {prefix: spell(node)}
     flat = {}
     for key, value in items:
         flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))

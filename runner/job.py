@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from runner.console import start_tensorflow
 from runner.experiment import run_experiment
 from runner.recording.client import recorder
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
@@ -30,9 +31,12 @@ class RunIdentity:
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """The job's result, and the future of its run's recording (done once the run is ended)."""
+    """The job's result, and the futures of its run: created (a RunRef), then recorded (done
+    once the run is ended)."""
     identity: RunIdentity
+    tracking: Tracking
     result: JobResult
+    run: Future
     recorded: Future
 
     def report(self, timeout: Optional[float] = None) -> JobReport:
@@ -67,8 +71,7 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
                                             identity.parent_id, _now_ms()))
         result = None
         try:
-            import keras  # noqa: F401  (TensorFlow's import, while MLflow's is made elsewhere)
-
+            start_tensorflow(spec.config["verbose"])  # while MLflow's import is made elsewhere
             if identity.parent_id is None:
                 started.result()
             with signals_raise():
@@ -82,11 +85,10 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
         recorded = recording.submit(FinishRun(tracking, key, params, result, _now_ms()))
     if interrupted is not None:
         raise interrupted  # the process exits 128 + signal; its run is ended KILLED
-    return JobOutcome(identity, result, recorded)
+    return JobOutcome(identity, tracking, result, started, recorded)
 
 
 def _failed(spec: JobSpec, artifact_dir: Path, error: BaseException) -> JobResult:
-    from runner.experiment import expected_tags, flatten
+    from runner.experiment import planned_result
 
-    return JobResult(label=spec.label, params=flatten(spec.config), artifact_dir=artifact_dir,
-                     tags=expected_tags(spec), error=Failure.of(error))
+    return dataclasses.replace(planned_result(spec, artifact_dir), error=Failure.of(error))

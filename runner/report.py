@@ -1,4 +1,10 @@
-"""What a person reads: the notebook-style line per job, the sweep table, explain tables."""
+"""What a person reads: the notebook-style line per job, the sweep table, explain tables,
+and where the runs were recorded."""
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from runner.shapes import StackPlan, describe, format_shape
 
@@ -45,11 +51,54 @@ def explain_table(label: str, plan: StackPlan) -> str:
     ])
 
 
-def progress_line(done: int, total: int, elapsed: float, terminal: bool) -> str:
-    """`[3/8] elapsed 4.2 s, ETA 7.0 s`: a bar on a terminal, plain words in a log."""
+def progress_line(done: int, total: int, elapsed: float, line: str) -> str:
+    """`[3/8] lstm return_sequences=false -> output (4, 3)   1.2 s, about 2.0 s to go`."""
     eta = elapsed / done * (total - done) if done else 0.0
-    words = f"[{done}/{total}] elapsed {elapsed:.1f} s, ETA {eta:.1f} s"
-    if not terminal:
-        return words
-    filled = round(20 * done / total) if total else 20
-    return f"\033[2m{'#' * filled}{'.' * (20 - filled)} {words}\033[0m"
+    return f"[{done}/{total}] {line}   {elapsed:.1f} s, about {eta:.1f} s to go"
+
+
+UI_PORT = 5000  # `make ui`, and `python -m runner.ui`, serve the embedded store here
+
+
+def store_name(uri: str) -> str:
+    """The store as a person names it: a sqlite file relative to here, a server without
+    credentials in its address."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+    return re.sub(r"//[^/@]*@", "//", uri)
+
+
+def ui_base(uri: str) -> str:
+    if uri.startswith(("http://", "https://")):
+        return re.sub(r"//[^/@]*@", "//", uri).rstrip("/")
+    return f"http://127.0.0.1:{UI_PORT}"
+
+
+def runs_table_url(uri: str, experiment_id: str, search: str = "") -> str:
+    """The experiment's runs table ("Model training", not the GenAI overview), filtered."""
+    query = {"workflowType": "machine_learning", **({"searchFilter": search} if search else {})}
+    return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?{urlencode(query, quote_via=quote)}"
+
+
+def compare_url(uri: str, experiment_id: str, run_ids: list) -> str:
+    runs, experiments = quote(json.dumps(run_ids)), quote(json.dumps([experiment_id]))
+    return f"{ui_base(uri)}/#/compare-runs?runs={runs}&experiments={experiments}"
+
+
+def recorded_lines(uri: str, experiment: str, run, children: list = ()) -> list:
+    """Where a run (or a sweep's parent and its `children` run ids) was recorded, and the
+    addresses that open it in the MLflow UI."""
+    serve = "" if uri.startswith(("http://", "https://")) else "   (make ui serves it)"
+    if not children:
+        return [f"recorded: run {run.run_id} in {store_name(uri)}, experiment {experiment}",
+                f"  {runs_table_url(uri, run.experiment_id, f'attributes.run_id = {run.run_id!r}')}"
+                f"{serve}"]
+    return [f"recorded: sweep {run.run_id} with {len(children)} runs in {store_name(uri)}, "
+            f"experiment {experiment}",
+            f"  runs:    {runs_table_url(uri, run.experiment_id, f'tags.mlflow.parentRunId = {run.run_id!r}')}"
+            f"{serve}",
+            f"  compare: {compare_url(uri, run.experiment_id, list(children))}"]

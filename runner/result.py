@@ -43,12 +43,17 @@ class JobResult:
     metrics: dict = field(default_factory=dict)
     pictures: tuple = ()  # of Picture
     error: Optional[Failure] = None
+    unused: tuple = ()  # knobs given that the stack does not take: `merge_mode=sum`
 
     @property
     def line(self) -> str:
         """`bilstm return_sequences=True -> output (4, 30, 6)`, as the notebook prints it."""
         if self.error is not None:
             first = self.error.line.splitlines()[0] if self.error.line else ""
-            return f"{self.label} -> FAILED: {first}"
-        return f"{self.label} -> " + ", ".join(
-            f"{name} {tuple(shape)}" for name, shape in self.outputs.items())
+            line = f"{self.label} -> FAILED: {first}"
+        else:
+            line = f"{self.label} -> " + ", ".join(
+                f"{name} {tuple(shape)}" for name, shape in self.outputs.items())
+        if self.unused:
+            line += f"  (not taken by this stack: {', '.join(self.unused)})"
+        return line

@@ -20,8 +20,8 @@ class Mode(str, Enum):
 
 @dataclass
 class ModelSchema:
-    name: str = MISSING
-    units: int = MISSING
+    name: str = "${hydra:runtime.choices.model}"  # the model file's name, unless it says
+    units: int = MISSING  # needed only where a layer takes ${model.units}
     input_shape: List[Optional[int]] = MISSING  # per example; null = any number of timesteps
     data_scale: float = 1.0  # the scale the notebook draws this stack's inputs at
     layers: List[Any] = MISSING  # free-form: real Keras classes by _target_
@@ -55,11 +55,15 @@ class RunnerSchema:
     tolerance: float = 1e-5  # largest oracle.max_abs_err a run may have
     reference_rows: int = 16  # batch rows the NumPy reference recomputes; 0: every row
     gpu_memory_growth: bool = True  # TensorFlow takes GPU memory as needed, not all at once
+    verbose: bool = False  # the libraries' own logs too
 
 
 def register_schema() -> None:
-    """Make `runner_schema` and the `${unique:}` resolver available to conf/config.yaml."""
+    """Make `runner_schema` and the resolvers conf/config.yaml uses available to Hydra."""
     ConfigStore.instance().store(name="runner_schema", node=RunnerSchema)
     if not OmegaConf.has_resolver("unique"):
         # cached per config, and copied into every job's config with `now`'s: one value a sweep
         OmegaConf.register_new_resolver("unique", lambda: uuid.uuid4().hex[:6], use_cache=True)
+    if not OmegaConf.has_resolver("log_level"):
+        OmegaConf.register_new_resolver("log_level",
+                                        lambda verbose: "INFO" if verbose else "WARNING")

@@ -5,7 +5,7 @@ every real run compares Keras's shapes and `count_params()` with what is compute
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from runner.errors import ConfigError, StackError
 from runner.vocabulary import ACTIVATIONS, LAMBDA_FUNCTIONS, LAYERS, MERGE_MODES, RECURRENT
@@ -23,6 +23,7 @@ class LayerPlan:
     label: str  # e.g. "Bidirectional(LSTM)"
     outputs: dict  # result name -> shape, in the order Keras returns them
     param_count: int
+    given: frozenset = frozenset()  # the arguments its config gives (the wrapped layer's too)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def plan_stack(layers: list, input_shape: Shape) -> StackPlan:
             )
         states.update(layer_states)
         flowing = {k: v for k, v in outputs.items() if k in FLOWING}
-        plans.append(LayerPlan(index, label, dict(outputs), params))
+        given = frozenset(layer) | frozenset(f"layer.{arg}" for arg in layer.get("layer") or {})
+        plans.append(LayerPlan(index, label, dict(outputs), params, given))
     return StackPlan(tuple(input_shape), plans, {**flowing, **states})
 
 
@@ -160,8 +162,9 @@ def _sequences_hint(plans: list) -> str:
     previous = plans[-1]
     kind = previous.label.split("(")[0]
     if kind in RECURRENT or kind == "Bidirectional":
-        inner = ".layer" if kind == "Bidirectional" else ""
-        return f"; set model.layers.{previous.index}{inner}.return_sequences=true"
+        inner = "layer." if kind == "Bidirectional" else ""
+        add = "" if f"{inner}return_sequences" in previous.given else "+"  # `+` adds a key
+        return f"; set {add}model.layers.{previous.index}.{inner}return_sequences=true"
     return ""
 
 
@@ -276,17 +279,6 @@ def describe(plan: StackPlan) -> list:
             "param_count": layer.param_count,
         })
     return rows
-
-
-def knob_label(model_name: str, return_sequences: bool, return_state: bool, merge_mode: Any,
-               bidirectional: bool) -> str:
-    """`bilstm return_sequences=True`, plus the non-default knobs that matter to this stack."""
-    label = f"{model_name} return_sequences={return_sequences}"
-    if return_state:
-        label += " return_state=True"
-    if bidirectional and merge_mode != "concat":
-        label += f" merge_mode={merge_mode}"
-    return label
 
 
 def outputs_line(outputs: dict) -> str:

@@ -12,10 +12,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from runner.errors import ConfigError, StackError
 from runner.schema import RunnerSchema
-from runner.shapes import StackPlan, data_shape, knob_label, plan_stack
-from runner.vocabulary import ALLOWED_TARGETS
+from runner.shapes import StackPlan, data_shape, plan_stack
+from runner.vocabulary import ALLOWED_TARGETS, KNOBS, spell
 
 POSITIVE = ("model.units", "data.batch_size", "data.timesteps", "data.features")
+OPTIONAL = ("model.units",)  # needed only where a layer takes it
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class JobSpec:
     plan: Optional[StackPlan]  # as Keras declares it: batch None, timesteps None where any length
     expected: Optional[StackPlan]  # for the generated inputs: every size known
     refusal: Optional[StackError] = None  # a stack Keras cannot build: the run records why
+    unused: tuple = ()  # knobs set on the command line that this stack does not take
 
     @property
     def seed(self) -> int:
@@ -53,14 +55,25 @@ def validate(cfg: DictConfig) -> JobSpec:
     unusable. A stack Keras cannot build is not refused here: its run records the reason."""
     unresolved = OmegaConf.to_container(cfg, resolve=False)
     leaves = list(walk(unresolved))
-    missing = [key for key, value in leaves if value == "???"]
-    if missing:
-        raise ConfigError(f"{missing[0]}: no value given (???); set it, e.g. {missing[0]}=...")
+    _check_missing(leaves)
     _unknown_keys(cfg, RunnerSchema, "")
     _check_targets(leaves)  # before anything is resolved: an interpolated target is refused too
     _check_ranges(cfg)
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    return _spec(config)
+    taken = {knob for knob in KNOBS if "${" + knob + "}" in str(unresolved["model"])}
+    return _spec(config, taken)
+
+
+def _check_missing(leaves: list) -> None:
+    """Every value left unset (`???`) that the job needs, all at once: a key a stack may leave
+    out (`model.units`) is needed only where a layer takes it by interpolation."""
+    texts = " ".join(str(value) for _, value in leaves)
+    missing = [key for key, value in leaves if value == "???"
+               and (key not in OPTIONAL or "${" + key + "}" in texts)]
+    if missing:
+        it = "it" if len(missing) == 1 else "them"
+        raise ConfigError(f"{', '.join(missing)}: no value given (???); set {it} in the model "
+                          f"file or on the command line, e.g. {missing[0]}=...")
 
 
 def _check_targets(leaves: list) -> None:
@@ -86,8 +99,8 @@ def _unknown_keys(node: DictConfig, schema, prefix: str) -> None:
 
 def _check_ranges(cfg: DictConfig) -> None:
     for key in POSITIVE:
-        value = OmegaConf.select(cfg, key)
-        if value < 1:
+        value = OmegaConf.select(cfg, key, throw_on_missing=False)
+        if value is not None and value < 1:
             raise ConfigError(f"{key}: must be a positive integer, got {value}")
     if not math.isfinite(cfg.data.scale):
         raise ConfigError(f"data.scale: must be a finite number, got {cfg.data.scale}")
@@ -98,21 +111,36 @@ def _check_ranges(cfg: DictConfig) -> None:
                           f"got {cfg.reference_rows}")
     if not cfg.tolerance > 0:
         raise ConfigError(f"tolerance: must be a positive number, got {cfg.tolerance}")
+    if not (cfg.tracking.experiment or "").strip():
+        raise ConfigError(f"tracking.experiment: must be a name, got {cfg.tracking.experiment!r}; "
+                          "e.g. tracking.experiment=rnn-shapes")
 
 
-def _spec(config: dict) -> JobSpec:
+def _spec(config: dict, taken: set) -> JobSpec:
     """The oracle's checks of every layer's values and of the input's shape."""
     model, data = config["model"], config["data"]
     input_shape = data_shape(model["input_shape"], data["batch_size"], data["timesteps"],
                              data["features"])
     layers = model["layers"]
-    bidirectional = any(layer.get("_target_") == "keras.layers.Bidirectional" for layer in layers
-                        if isinstance(layer, dict))
-    label = knob_label(model["name"], config["return_sequences"], config["return_state"],
-                       config["merge_mode"], bidirectional)
+    label, unused = knob_label(model["name"], config, taken)
     try:
         expected = plan_stack(layers, input_shape)  # first: its errors name concrete sizes
         plan = plan_stack(layers, (None, *model["input_shape"]))
     except StackError as refusal:
-        return JobSpec(model["name"], label, config, layers, input_shape, None, None, refusal)
-    return JobSpec(model["name"], label, config, layers, input_shape, plan, expected)
+        return JobSpec(model["name"], label, config, layers, input_shape, None, None, refusal,
+                       unused)
+    return JobSpec(model["name"], label, config, layers, input_shape, plan, expected, None, unused)
+
+
+def knob_label(name: str, config: dict, taken: set) -> tuple:
+    """(`bilstm return_sequences=true merge_mode=sum`: the stack and the knobs it takes, beyond
+    their defaults except return_sequences; the knobs set otherwise that it does not take)."""
+    label = [name]
+    if "return_sequences" in taken:
+        label.append(f"return_sequences={spell(config['return_sequences'])}")
+    for knob in ("return_state", "merge_mode"):
+        if knob in taken and config[knob] != KNOBS[knob]:
+            label.append(f"{knob}={spell(config[knob])}")
+    unused = tuple(f"{knob}={spell(config[knob])}" for knob, default in KNOBS.items()
+                   if knob not in taken and config[knob] != default)
+    return " ".join(label), unused

@@ -1,6 +1,8 @@
 """What a config may name: the one list of each, read by the schema, the oracle, the reference
 and the allowlist alike. Pure Python: importing it costs nothing."""
 
+import re
+
 # Arguments every recurrent layer takes, beside its own
 _RECURRENT = frozenset({
     "units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
@@ -32,3 +34,22 @@ LAMBDA_FUNCTIONS = {"expand_last_axis": (), "scale": ("factor",)}
 
 # Bidirectional: how the two directions are merged; "none" is Keras's None (two outputs)
 MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
+
+# The top-level knobs a model file may take by interpolation (`${return_sequences}`), and their
+# defaults: a knob set otherwise on a stack that does not take it is reported, never claimed
+KNOBS = {"return_sequences": False, "return_state": False, "merge_mode": "concat"}
+
+
+def spell(value) -> str:
+    """A value as YAML and the command line spell it: `true`, `false`, `null`, `3`, `lstm`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else str(value)
+
+
+def spell_overrides(overrides: str) -> str:
+    """`model=lstm,return_sequences=True` (as Hydra writes a sweep's cell) spelled as a user
+    types it: `model=lstm,return_sequences=true`."""
+    return re.sub(r"=(True|False|None)(?=,|$)",
+                  lambda match: "=" + spell({"True": True, "False": False}.get(match.group(1))),
+                  overrides)

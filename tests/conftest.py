@@ -25,12 +25,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 
 @pytest.fixture
 def make_cfg(tmp_path):
-    """compose(overrides) -> the job config, its store in tmp_path."""
+    """compose(overrides) -> the job config as a job sees it (`${hydra:...}` resolves), its
+    store in tmp_path."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
     def _make(*overrides):
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
-            return compose("config", overrides=[f"tracking.uri={store_of(tmp_path)}",
-                                                *overrides])
+            config = compose("config", overrides=[f"tracking.uri={store_of(tmp_path)}",
+                                                  *overrides], return_hydra_config=True)
+        HydraConfig.instance().set_config(config)
+        return OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
 
     return _make
 

@@ -95,7 +95,7 @@ def check_children(client, total: int, models=("simple_rnn", "lstm", "gru", "bil
     assert {c.info.status for c in children} == {"FINISHED"} and parent.info.status == "FINISHED"
     assert sorted(int(c.data.tags["job.num"]) for c in children) == list(range(total))
     for child in children:
-        sequences = child.data.params["return_sequences"] == "True"
+        sequences = child.data.params["return_sequences"] == "true"
         assert child.data.params["model"] in models
         assert child.data.tags["shape.match"] == "true"
         assert child.data.tags["shape.output"].startswith("(4, 30," if sequences else "(4, ")

@@ -16,14 +16,23 @@ ARTIFACTS = ["config.yaml", "device.json", "model_summary.txt", "output_over_tim
 def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
     result = run_cli("model=bilstm", "return_sequences=true")
     assert result.returncode == 0, result.stderr
-    assert "bilstm return_sequences=True -> output (4, 30, 6)" in result.stdout
-
     [run] = runs_of(client)
+    run_id, experiment_id = run.info.run_id, run.info.experiment_id
+    # a quiet console: the result, where it was recorded, the address that opens it
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        "bilstm return_sequences=true -> output (4, 30, 6)",
+        f"recorded: run {run_id} in outputs/mlflow.db, experiment rnn-shapes",
+        f"  http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        f"&searchFilter=attributes.run_id%20%3D%20%27{run_id}%27   (make ui serves it)"]
+
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "model=bilstm,return_sequences=true"
     assert tags["shape.input"] == "(4, 30, 1)"
     assert tags["shape.output"] == "(4, 30, 6)"
+    assert tags["shapes"] == "output (4, 30, 6)"
+    assert "knobs.unused" not in tags
     assert tags["shape.match"] == "true"
     assert len(tags["predictions.sha256"]) == 64
     assert tags["device.kind"] in ("CPU", "GPU")
@@ -35,13 +44,14 @@ def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
     assert params["model"] == "bilstm" and params["data"] == "default"
     assert params["model.layers.0._target_"] == "keras.layers.Bidirectional"
     assert params["model.layers.0.layer.units"] == "3"
-    assert params["model.layers.0.layer.return_sequences"] == "True"
-    assert params["return_sequences"] == "True"
+    assert params["model.layers.0.layer.return_sequences"] == "true"  # as typed, as in tags
+    assert params["return_sequences"] == "true" and params["model.name"] == "bilstm"
     assert params["data.batch_size"] == "4" and params["data.timesteps"] == "30"
     assert params["merge_mode"] == "concat"
 
     assert metrics["param_count"] == 120
     assert metrics["predict_seconds"] > 0
+    assert 0 < metrics["job.seconds"] < 60
     assert metrics["output.abs_max"] >= metrics["output.std"] > 0
     assert metrics["oracle.max_abs_err"] < 1e-5
 

@@ -44,28 +44,32 @@ def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
     assert rows[4]["param_count"] == 120 and rows[4]["outputs"] == "output (4, 6)"
     assert all(r["seconds"] >= 0 for r in rows)
     text = open(f"{local}/summary.txt").read()
-    assert "model=bilstm,return_sequences=True" in text and "(4, 30, 6)" in text
+    assert "model=bilstm,return_sequences=true" in text and "(4, 30, 6)" in text
 
     # pictures: every timestep where there are timesteps; the grid on the parent
     for child in children:
         names = [a.path for a in client.list_artifacts(child.info.run_id)]
-        sequences = child.data.params["return_sequences"] == "True"
+        sequences = child.data.params["return_sequences"] == "true"
         assert ("output_over_time.png" in names) is sequences
     assert "grid.png" in [a.path for a in client.list_artifacts(parent.info.run_id)]
-    assert "model=bilstm,return_sequences=True" in parent.data.tags["mlflow.note.content"]
+    assert "model=bilstm,return_sequences=true" in parent.data.tags["mlflow.note.content"]
 
-    # progress after every job, plain in a log
-    assert "[1/8] elapsed" in result.stdout and "[8/8] elapsed" in result.stdout
+    # a quiet console: a line per cell as it completes, the table, where the sweep is
+    lines = result.stdout.splitlines()
+    assert result.stderr == "" and len(lines) == 21
+    assert lines[0].startswith("[1/8] simple_rnn return_sequences=false -> output (4, 3)   ")
+    assert lines[7].startswith("[8/8] lambda_lstm return_sequences=true -> output (4, 30, 1)   ")
+    assert lines[8].startswith("job  overrides") and lines[10].startswith("0    model=simple_rnn")
+    experiment_id = parent.info.experiment_id
+    assert lines[18] == (f"recorded: sweep {parent.info.run_id} with 8 runs in outputs/mlflow.db, "
+                         "experiment rnn-shapes")
+    assert lines[19].startswith(f"  runs:    http://127.0.0.1:5000/#/experiments/{experiment_id}/"
+                                "runs?workflowType=machine_learning&searchFilter=")
+    assert all(child.info.run_id in lines[20] for child in children)
+    assert lines[20].startswith("  compare: http://127.0.0.1:5000/#/compare-runs?runs=")
     assert "\033[" not in result.stdout
 
-    # the same table is what the person at the terminal sees
-    for line in ("simple_rnn return_sequences=False -> output (4, 3)",
-                 "lambda_lstm return_sequences=True -> output (4, 30, 1)"):
-        assert line in result.stdout
-    assert "job  overrides" in result.stdout
 
-
-@pytest.mark.slow
 def test_a_failing_cell_fails_alone(run_cli, client):
     result = run_cli("-m", "model=lambda_lstm", "model.layers.1.return_sequences=true,false",
                      "model.units=4")
@@ -74,8 +78,8 @@ def test_a_failing_cell_fails_alone(run_cli, client):
     runs = runs_of(client)
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = {r.info.run_name: r for r in runs if r is not parent}
-    good = children["model.layers.1.return_sequences=True,model.units=4,model=lambda_lstm"]
-    bad = children["model.layers.1.return_sequences=False,model.units=4,model=lambda_lstm"]
+    good = children["model.layers.1.return_sequences=true,model.units=4,model=lambda_lstm"]
+    bad = children["model.layers.1.return_sequences=false,model.units=4,model=lambda_lstm"]
     assert good.info.status == "FINISHED" and good.data.tags["shape.output"] == "(4, 1)"
     assert bad.info.status == "FAILED"
     assert "model.layers.2: LSTM needs a 3-D input" in bad.data.tags["error"]

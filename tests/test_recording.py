@@ -26,7 +26,7 @@ def test_long_values_and_odd_keys_are_recorded_whole(tracking, client, tmp_path)
     from runner.recording.store import Store
 
     store = Store(tracking, os.getpid())
-    run_id = store.start_run("long values", {"job.num": "0"}, None, _now())
+    run_id = store.start_run("long values", {"job.num": "0"}, None, _now()).run_id
     long_value = "0123456789" * 700
     result = JobResult(label="long values", params={}, artifact_dir=tmp_path / "artifacts")
     store.finish_run(run_id, {"model.note": long_value, "odd[key]:1": "v"}, result, _now())
@@ -51,7 +51,7 @@ def test_requests_are_answered_in_order_as_futures(tracking, client, tmp_path):
 
     recorder = Recorder()
     try:
-        parent_id = recorder.submit(CreateParent(tracking, "model=lstm,gru", {})).result(60)
+        parent_id = recorder.submit(CreateParent(tracking, "model=lstm,gru", {})).result(60).run_id
         futures = []
         for key, (name, error) in enumerate([("model=lstm", None),
                                              ("model=gru", RuntimeError("injected"))], start=1):

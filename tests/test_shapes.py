@@ -91,12 +91,29 @@ def test_same_seed_same_inputs_other_seed_other_inputs():
 def test_output_picture_is_drawn(tmp_path):
     from runner.plots import grid_figure, output_over_time
 
-    output_over_time(np.zeros((4, 30, 3)), "lstm return_sequences=True", tmp_path / "o.png")
+    output_over_time(np.zeros((4, 30, 3)), "lstm return_sequences=true", tmp_path / "o.png")
     assert (tmp_path / "o.png").read_bytes()[:4] == b"\x89PNG"
-    rows = [{"model": "lstm", "return_sequences": "True", "status": "FINISHED",
+    rows = [{"model": "lstm", "return_sequences": "true", "status": "FINISHED",
              "shape.output": "(4, 30, 3)", "overrides": "model=lstm"},
-            {"model": "gru", "return_sequences": "False", "status": "FAILED",
+            {"model": "gru", "return_sequences": "false", "status": "FAILED",
              "shape.output": "", "overrides": "model=gru"}]
     figure = grid_figure(rows)
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert texts == ["(4, 30, 3)", "FAILED"]
+
+
+@pytest.mark.parametrize("first,hint", [
+    ({"_target_": "keras.layers.LSTM", "units": 2}, "+model.layers.0.return_sequences=true"),
+    ({"_target_": "keras.layers.LSTM", "units": 2, "return_sequences": False},
+     "model.layers.0.return_sequences=true"),
+    ({"_target_": "keras.layers.Bidirectional", "layer": {"_target_": "keras.layers.GRU",
+                                                          "units": 2}},
+     "+model.layers.0.layer.return_sequences=true"),
+])
+def test_the_hint_is_what_to_type(first, hint):
+    """`+` where the model file does not set the key: Hydra refuses a plain override of it."""
+    from runner.shapes import plan_stack
+
+    with pytest.raises(StackError) as refusal:
+        plan_stack([first, {"_target_": "keras.layers.LSTM", "units": 2}], (4, 30, 1))
+    assert str(refusal.value).endswith(f"; set {hint}")

@@ -1,9 +1,11 @@
 """The runner's sweeper: Hydra's basic grid, checked whole, recorded under one MLflow parent."""
 
+import fcntl
 import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, List
 
 from hydra.core.hydra_config import HydraConfig
@@ -19,34 +21,44 @@ from runner.validate import validate
 
 
 class _Task:
-    """The task function as the sweeper runs it: a progress line after each job, and the job's
-    recording settled where the job ran, unless that is the sweeper's own process (which lets
-    each job go on while its run is recorded, and settles them all before closing the parent)."""
+    """The task function as the sweeper runs it: each job's line, numbered as jobs complete,
+    and the job's recording settled where the job ran, unless that is the sweeper's own process
+    (which lets each job go on while its run is recorded, and settles them all at the end)."""
 
     def __init__(self, task_function) -> None:
         self.task_function = task_function
         self.sweeper_pid = os.getpid()
         self.total = 0
         self.started = time.time()
+        self.counter = None  # a file in the sweep's directory: jobs done, by any process
 
     def __call__(self, cfg):
-        try:
-            outcome = self.task_function(cfg)
-            if not hasattr(outcome, "report"):  # explain: the job printed its own cell
-                return outcome
-            if os.getpid() == self.sweeper_pid:
-                print(outcome.result.line, flush=True)  # its run is settled when the sweep ends
-                return outcome
-            report = outcome.report()  # a worker settles its job's run before it goes back
-            print(report.line, flush=True)
-            return report
-        finally:
-            if self.total:
-                from runner.report import progress_line
+        outcome = self.task_function(cfg)
+        if not hasattr(outcome, "report"):  # explain: the job printed its own cell
+            return outcome
+        if os.getpid() == self.sweeper_pid:
+            line = outcome.result.line  # its run is settled when the sweep ends
+        else:
+            outcome = outcome.report()  # a worker settles its job's run before it goes back
+            line = outcome.line
+        print(self._progress(line), flush=True)
+        return outcome
 
-                done = HydraConfig.get().job.num + 1
-                print(progress_line(done, self.total, time.time() - self.started,
-                                    sys.stdout.isatty()), flush=True)
+    def _progress(self, line: str) -> str:
+        from runner.report import progress_line
+
+        return progress_line(_count_one_more(self.counter), self.total,
+                             time.time() - self.started, line)
+
+
+def _count_one_more(counter: Path) -> int:
+    """Jobs completed so far, this one included, counted in a file every worker can reach."""
+    with open(counter, "a+") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        done = len(file.read()) + 1
+        file.write(".")
+    return done
 
 
 class _Collecting:
@@ -68,6 +80,7 @@ class _Collecting:
 def _report(job: JobReturn):
     """The JobReport of a job from its return, whichever process or machine ran it."""
     from runner.recording.requests import JobReport
+    from runner.vocabulary import spell_overrides
 
     hydra_job = job.hydra_cfg.hydra.job
     value = returned(job)
@@ -76,14 +89,16 @@ def _report(job: JobReturn):
     if job.status == JobStatus.COMPLETED and isinstance(value, JobReport):
         return value
     first = str(value).splitlines()[0] if str(value) else ""
-    return JobReport(int(hydra_job.num), hydra_job.override_dirname or "defaults", False,
-                     f"{type(value).__name__}: {first}")
+    return JobReport(int(hydra_job.num), spell_overrides(hydra_job.override_dirname) or "defaults",
+                     False, f"{type(value).__name__}: {first}")
 
 
-def _import_in_background(module: str) -> threading.Thread:
+def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
     """TensorFlow's import, while this thread waits for the grid to be composed and checked."""
-    thread = threading.Thread(target=__import__, args=(module,), name=f"import-{module}",
-                              daemon=True)
+    from runner.console import start_tensorflow
+
+    thread = threading.Thread(target=start_tensorflow, args=(verbose,), daemon=True,
+                              name="start-tensorflow")
     thread.start()
     return thread
 
@@ -104,6 +119,9 @@ class GridSweeper(BasicSweeper):
     def sweep(self, arguments: List[str]) -> Any:
         if self.config.get("mode") == "explain":
             return self._explain(arguments)
+        from runner.console import quiet_libraries
+
+        quiet_libraries(self.config.verbose)
         cells = self._cells(arguments)
         loader = self.hydra_context.config_loader
         checking = ComposedAside(loader, self.config, cells, validate)  # before any thread
@@ -112,8 +130,9 @@ class GridSweeper(BasicSweeper):
         from runner.recording.server import StoreUnreachable
 
         recording = recorder()  # MLflow's import, over there, while the cells are composed
+        starting = None
         if jobs_run_here(self.launcher.launcher):
-            _import_in_background("keras")  # and TensorFlow's, here
+            starting = _start_tensorflow_aside(self.config.verbose)  # and TensorFlow's, here
         outcomes = checking.result()
         failures = [f"  {' '.join(cell)}: {reason}" for cell, _, reason in outcomes if reason]
         if failures:
@@ -124,15 +143,21 @@ class GridSweeper(BasicSweeper):
             OmegaConf.to_container(self.config.tracking, resolve=True))
         name = " ".join(self.config.hydra.overrides.task) or "multirun"
         try:
-            parent_id = recording.submit(CreateParent(tracking, name, {
+            parent = recording.submit(CreateParent(tracking, name, {
                 "sweep.dir": self.config.hydra.sweep.dir, "sweep.overrides": name})).result()
         except (StoreUnreachable, RecorderGone) as error:
             print(f"error: {error}; no job was started", file=sys.stderr)
             sys.exit(1)
+        parent_id = parent.run_id
         env = _hand_to_jobs(self.config, parent_id, tracking.uri)
         self.hydra_context.config_loader = ComposedOnce(
             loader, {cell: config for cell, config, _ in outcomes}, env)
+        if starting is not None:
+            starting.join()  # its start-up lines are read before the first job writes any
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         self.task.total, self.task.started = len(cells), time.time()
+        self.task.counter = sweep_dir / ".jobs_done"
         interrupted = None
         with interruptible():  # a signal cuts the jobs short, never the closing of the parent
             try:
@@ -145,9 +170,13 @@ class GridSweeper(BasicSweeper):
                 rows = self._close_parent(tracking, parent_id, interrupted)
         if interrupted is not None:
             raise interrupted
-        from runner.report import summary_table
+        from runner.report import recorded_lines, summary_table
 
         print(summary_table(rows), flush=True)
+        children = [row["run_id"] for row in rows if row["run_id"]]
+        print("\n".join(recorded_lines(tracking.uri, tracking.experiment, parent, children)),
+              flush=True)
+        (sweep_dir / ".jobs_done").unlink(missing_ok=True)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         if failed:
             print(f"{len(failed)} of {len(rows)} jobs failed: {'; '.join(failed)}", file=sys.stderr)

@@ -25,7 +25,7 @@ class Recording:
     def __init__(self, owner: int) -> None:
         self.owner = owner  # the job's process: its runs are orphans once it is gone
         self._stores = {}
-        self._runs = {}  # StartRun.key -> the run's id, or why it was never created
+        self._runs = {}  # StartRun.key -> the run's RunRef, or why it was never created
 
     def store(self, tracking: requests.Tracking):
         from runner.recording.store import Store
@@ -34,7 +34,7 @@ class Recording:
             self._stores[tracking] = Store(tracking, self.owner)
         return self._stores[tracking]
 
-    def start(self, key: int, create) -> str:
+    def start(self, key: int, create):
         try:
             self._runs[key] = create()
         except BaseException as error:
@@ -42,7 +42,7 @@ class Recording:
             raise
         return self._runs[key]
 
-    def run_of(self, key: int) -> str:
+    def run_of(self, key: int):
         run = self._runs.pop(key, None)
         if isinstance(run, BaseException):
             raise run  # the run was never created: what ends it fails the same way

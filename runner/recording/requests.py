@@ -33,6 +33,13 @@ class Tracking:
 
 
 @dataclass(frozen=True)
+class RunRef:
+    """A run as the UI finds it."""
+    run_id: str
+    experiment_id: str
+
+
+@dataclass(frozen=True)
 class JobReport:
     """A job as its launcher reports it, whichever process or machine ran it."""
     job: int  # Hydra's job number
@@ -43,18 +50,18 @@ class JobReport:
 
 @dataclass(frozen=True)
 class CreateParent:
-    """A sweep's parent run, created before any job starts. Answer: its run id."""
+    """A sweep's parent run, created before any job starts. Answer: its RunRef."""
     tracking: Tracking
     name: str
     tags: dict
 
-    def apply(self, recording) -> str:
+    def apply(self, recording) -> RunRef:
         return recording.store(self.tracking).create_parent(self.name, self.tags)
 
 
 @dataclass(frozen=True)
 class StartRun:
-    """One job's run, under `parent_id` when it has one. Answer: its run id. `key` names the
+    """One job's run, under `parent_id` when it has one. Answer: its RunRef. `key` names the
     run in later requests, so a job goes on before the answer has come."""
     tracking: Tracking
     key: int
@@ -63,7 +70,7 @@ class StartRun:
     parent_id: Optional[str]
     start_ms: int  # when the job started, on the job's own clock
 
-    def apply(self, recording) -> str:
+    def apply(self, recording) -> RunRef:
         return recording.start(self.key, lambda: recording.store(self.tracking).start_run(
             self.name, self.tags, self.parent_id, self.start_ms))
 
@@ -79,8 +86,8 @@ class FinishRun:
     end_ms: int
 
     def apply(self, recording) -> None:
-        run_id = recording.run_of(self.key)
-        recording.store(self.tracking).finish_run(run_id, self.params, self.result, self.end_ms)
+        run = recording.run_of(self.key)
+        recording.store(self.tracking).finish_run(run.run_id, self.params, self.result, self.end_ms)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from runner.recording.limits import ERROR_TAG_LIMIT, params_for_mlflow
-from runner.recording.requests import JobReport, Tracking
+from runner.recording.requests import JobReport, RunRef, Tracking
 from runner.recording.server import (bound_retries, connection_failed, is_server,
                                      names_the_server, refused, unreachable)
 from runner.result import Failure, JobResult
@@ -47,21 +47,23 @@ class Store:
                    else refused(self.uri, error)) from error
 
     @names_the_server
-    def create_parent(self, name: str, tags: dict) -> str:
+    def create_parent(self, name: str, tags: dict) -> RunRef:
         """A sweep's parent run (orphans of this host reaped first)."""
         self.reap_orphans()
-        return self.client.create_run(self.experiment_id, run_name=name,
-                                      tags={**tags, **self.owner_tags}).info.run_id
+        run = self.client.create_run(self.experiment_id, run_name=name,
+                                     tags={**tags, **self.owner_tags})
+        return RunRef(run.info.run_id, self.experiment_id)
 
     @names_the_server
-    def start_run(self, name: str, tags: dict, parent_id: Optional[str], start_ms: int) -> str:
+    def start_run(self, name: str, tags: dict, parent_id: Optional[str], start_ms: int) -> RunRef:
         tags = {**tags, **self.owner_tags}
         if parent_id:
             tags["mlflow.parentRunId"] = parent_id
         else:
             self.reap_orphans()  # a sweep did this once, before its jobs
-        return self.client.create_run(self.experiment_id, run_name=name, tags=tags,
-                                      start_time=start_ms).info.run_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags,
+                                     start_time=start_ms)
+        return RunRef(run.info.run_id, self.experiment_id)
 
     @names_the_server
     def finish_run(self, run_id: str, params: dict, result: JobResult, end_ms: int) -> None:

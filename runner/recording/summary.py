@@ -10,8 +10,10 @@ SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "exp
 def child_row(child) -> dict:
     """The row of one child run, read back from the store."""
     info, data = child.info, child.data
-    seconds = ((info.end_time or info.start_time) - info.start_time) / 1000.0
+    seconds = data.metrics.get("job.seconds",  # the job's own work, else the run's span
+                               ((info.end_time or info.start_time) - info.start_time) / 1000.0)
     return {
+        "run_id": info.run_id,
         "job": int(data.tags.get("job.num", 0)),
         "overrides": info.run_name,
         "status": info.status,
@@ -34,7 +36,7 @@ def child_row(child) -> dict:
 def unrecorded_row(job: JobReport) -> dict:
     """The row of a job known only from its launcher's report: it has no run."""
     row = dict.fromkeys(SUMMARY_COLUMNS, "")
-    row.update(job=job.job, overrides=job.overrides, outputs={}, expected={},
+    row.update(run_id="", job=job.job, overrides=job.overrides, outputs={}, expected={},
                model="", return_sequences="",
                status="FINISHED" if job.ok else "FAILED",
                error="" if job.ok else f"no run recorded: {job.line.split(' -> ', 1)[-1]}")

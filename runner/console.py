@@ -1,0 +1,89 @@
+"""A quiet console: the runner's own lines, not the libraries' start-up chatter.
+
+`verbose=true`, or the libraries' own variables set by the user (TF_CPP_MIN_LOG_LEVEL,
+MLFLOW_LOGGING_LEVEL), bring their logs back. What TensorFlow writes while it starts is read
+before it reaches the terminal: the lines known to be noise on every start are dropped, and
+every other line is written out as it was, so a real failure is never hidden."""
+
+import contextlib
+import functools
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+# Written by TensorFlow's C++ side on every start, whatever the machine
+NOISE = (
+    "All log messages before absl::InitializeLog() is called are written to STDERR",
+    "oneDNN custom operations are on",
+    "Could not find cuda drivers on your machine",
+    "rebuild TensorFlow with the appropriate compiler flags",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+)
+# Written where no NVIDIA driver is installed: expected on a CPU machine, a failure on a GPU box
+NO_DRIVER = ("failed call to cuInit",)
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Library log levels for this process and the ones it starts, unless the user set them."""
+    if verbose:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow's warnings and errors stay
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
+def has_nvidia_gpu() -> bool:
+    """Whether `nvidia-smi -L` lists a GPU on this machine."""
+    if shutil.which("nvidia-smi") is None:
+        return False
+    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return any(line.startswith("GPU ") for line in listing.stdout.splitlines())
+
+
+def noise(line: str, gpu: bool) -> bool:
+    return any(text in line for text in NOISE) or (not gpu and any(t in line for t in NO_DRIVER))
+
+
+@contextlib.contextmanager
+def tensorflow_starting(verbose: bool):
+    """Within the block, what is written to file descriptor 2 (TensorFlow's C++ logs) is held;
+    Python's own stderr goes on to the terminal. At the end the held lines are written out,
+    less the known noise."""
+    if verbose:
+        yield
+        return
+    sys.stderr.flush()
+    held = tempfile.TemporaryFile()
+    terminal = os.dup(2)
+    python_stderr = sys.stderr
+    sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(terminal), "wb"), line_buffering=True)
+    os.dup2(held.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
+        os.close(terminal)
+        sys.stderr.close()
+        sys.stderr = python_stderr
+        held.seek(0)
+        text = held.read().decode(errors="replace")
+        held.close()
+        gpu = has_nvidia_gpu() if any(t in text for t in NO_DRIVER) else False
+        kept = [line for line in text.splitlines() if line.strip() and not noise(line, gpu)]
+        for line in kept:
+            print(re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ", "", line), file=sys.stderr)
+
+
+@functools.lru_cache(maxsize=None)
+def start_tensorflow(verbose: bool) -> None:
+    """Import Keras and let TensorFlow find its devices, quietly (see `tensorflow_starting`);
+    once per process."""
+    with tensorflow_starting(verbose):
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
