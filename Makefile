@@ -25,5 +25,4 @@ bench: $(VENV)/.installed  ## the runner beside bare Keras (about 10 minutes)
 	$(PY) benchmarks/run.py --repeats 3
 
 ui: $(VENV)/.installed  ## the MLflow UI over the embedded store, on 127.0.0.1 only
-	$(VENV)/bin/mlflow server --host 127.0.0.1 --port $(PORT) \
-		--backend-store-uri sqlite:///$(CURDIR)/outputs/mlflow.db
+	$(PY) -m runner.ui --port $(PORT)

@@ -14,12 +14,19 @@ from runner.schema import register_schema
 register_schema()
 
 
+def _leave_no_files(hydra_cfg) -> None:
+    from runner.artifacts import remove_directory
+
+    remove_directory(Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd))
+
+
 def explain(cfg: DictConfig, name: str) -> dict:
-    """Print the oracle's table for this config; no TensorFlow, no store."""
+    """Print the oracle's table for this config; no TensorFlow, no store, no files."""
     from runner.errors import ConfigError
     from runner.report import explain_table
     from runner.validate import validate
 
+    _leave_no_files(HydraConfig.get())
     try:
         spec = validate(cfg)
     except ConfigError as error:
@@ -41,6 +48,7 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     try:
         spec = validate(cfg)  # before any run is created or TensorFlow imported
     except ConfigError as error:
+        _leave_no_files(hydra_cfg)
         print(error, file=sys.stderr)  # one line, starting with the key
         sys.exit(1)
     from runner.job import RunIdentity, run_job
@@ -78,7 +86,9 @@ def main(cfg: DictConfig):
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if cfg.mode == "explain":
-        result = explain(cfg, hydra_cfg.job.override_dirname or "defaults")
+        from runner.vocabulary import spell_overrides
+
+        result = explain(cfg, spell_overrides(hydra_cfg.job.override_dirname) or "defaults")
         if not result["ok"] and not multirun:
             sys.exit(1)
         return result

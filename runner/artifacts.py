@@ -1,7 +1,8 @@
-"""The files a run keeps, written into its output directory."""
+"""The files a run keeps, written into its output directory; none for a run that keeps none."""
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,3 +20,16 @@ def write_artifacts(directory: Path, config: dict, model, inputs: np.ndarray, ou
     summary = io.StringIO()
     model.summary(print_fn=lambda line, line_break=True: summary.write(line + "\n"))
     (directory / "model_summary.txt").write_text(summary.getvalue())
+
+
+def remove_directory(directory: Path, up_to: Path) -> None:
+    """Remove `directory`, then each parent left empty, up to (not including) `up_to`: a
+    refused command or an explanation leaves no files behind."""
+    shutil.rmtree(directory, ignore_errors=True)
+    for parent in directory.parents:
+        if parent == up_to or up_to not in parent.parents:
+            break
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break

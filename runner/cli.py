@@ -8,6 +8,33 @@ import sys
 import threading
 
 
+class _ClosedPipeTolerant:
+    """stdout that, once its reader has gone (`| head`), stops writing instead of raising in
+    the middle of a job: the runs are recorded all the same."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def launch(app) -> None:
     """Run the Hydra app, then end the process without Python's teardown of TensorFlow's
     modules (about 0.75 s): every exit hook runs and all output is flushed first."""
@@ -16,6 +43,7 @@ def launch(app) -> None:
 
     register_sweeper()
     report_errors_with(one_line)
+    sys.stdout = _ClosedPipeTolerant(sys.stdout)
     try:
         app()
         code = 0

@@ -64,6 +64,14 @@ def register_schema() -> None:
     if not OmegaConf.has_resolver("unique"):
         # cached per config, and copied into every job's config with `now`'s: one value a sweep
         OmegaConf.register_new_resolver("unique", lambda: uuid.uuid4().hex[:6], use_cache=True)
+    if not OmegaConf.has_resolver("runner_help"):
+        OmegaConf.register_new_resolver("runner_help", _help_text)
     if not OmegaConf.has_resolver("log_level"):
         OmegaConf.register_new_resolver("log_level",
                                         lambda verbose: "INFO" if verbose else "WARNING")
+
+
+def _help_text() -> str:
+    from runner.help import help_text
+
+    return help_text()

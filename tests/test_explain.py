@@ -54,6 +54,35 @@ def test_an_invalid_cell_is_reported_and_the_others_print(tmp_path):
     assert "2 of 4 cells cannot be built" in result.stderr
 
 
+def test_an_explain_sweep_as_typed_prints_every_cell_and_leaves_no_files(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "runner", "-m", "sweep=seed", "mode=explain"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("total params:") == 8
+    assert "bilstm return_sequences=true  [model=bilstm,return_sequences=true]" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no store, no outputs/ directory
+
+
+def test_help_is_the_runners(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "runner", "--help"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("runner: Keras recurrent stacks described in Hydra config.")
+    assert "powered by Hydra" not in text
+    for line in (  # the knobs with their comments from conf/config.yaml
+            "  return_sequences=false       output recurrent layer: every timestep (true) or "
+            "the last one (false)",
+            "  merge_mode=concat            Bidirectional: concat | sum | mul | ave | none",
+            "  data.batch_size=4            B: sequences in a batch",
+            # the stacks with the picture that opens each model file, the sweeps
+            "  bilstm               Input(T, D) -> Bidirectional(LSTM(units)) -> (B, 2*units) | "
+            "(B, T, 2*units) with concat",
+            "  seed                 The notebook in one command: four stacks x return_sequences",
+            "  python -m runner model=bilstm return_sequences=true"):
+        assert line in text.splitlines(), line
+
+
 def test_cfg_and_help_import_neither_tensorflow_nor_mlflow(tmp_path):
     for flag in ("--cfg", "--help"):
         args = [flag, "job"] if flag == "--cfg" else [flag]

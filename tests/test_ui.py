@@ -1,6 +1,6 @@
 """The MLflow UI in a real headless Chromium: run names and shapes are where a person looks."""
 
-import json
+import re
 import shutil
 
 import pytest
@@ -22,33 +22,33 @@ pytestmark = [
 ]
 
 
-def test_runs_and_shapes_are_visible_in_the_mlflow_ui(run_cli, client, store_uri, tmp_path):
-    assert run_cli("-m", "model=lstm,bilstm", "return_sequences=true").returncode == 0
-    runs = runs_of(client)
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    experiment_id = runs[0].info.experiment_id
+def test_the_printed_addresses_open_the_runs_and_their_shapes(run_cli, client, store_uri,
+                                                              tmp_path):
+    """The runs table and the compare view, at the addresses the sweep printed: the runs table
+    ("Model training", not the GenAI overview) holds the sweep's runs; Compare shows shapes."""
+    result = run_cli("-m", "model=lstm,bilstm", "return_sequences=true")
+    assert result.returncode == 0
+    children = [r for r in runs_of(client) if "mlflow.parentRunId" in r.data.tags]
+    printed = dict(re.findall(r"^  (runs|compare): +(\S+)", result.stdout, re.M))
 
     with servers.mlflow_server(store_uri, tmp_path / "server") as server:
-        base = server.url
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                                  args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
 
-            # the runs table ("Model training"); the sweep's parent groups its children
-            page.goto(f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning")
-            page.get_by_text(parent.info.run_name, exact=True).first.wait_for(timeout=90_000)
-            page.screenshot(path=str(tmp_path / "experiment.png"), full_page=True)
+            page.goto(printed["runs"].replace("http://127.0.0.1:5000", server.url))
+            page.get_by_text("Model training", exact=True).first.wait_for(timeout=90_000)
+            page.get_by_text("3 matching runs").wait_for(timeout=90_000)  # the parent, 2 cells
+            page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
 
-            ids = json.dumps([child.info.run_id for child in children])
-            page.goto(f"{base}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment_id])}")
+            page.goto(printed["compare"].replace("http://127.0.0.1:5000", server.url))
             for child in children:
                 page.get_by_text(child.info.run_name).first.wait_for(timeout=90_000)
             page.get_by_text("shape.output", exact=True).first.wait_for(timeout=90_000)
-            for shape in ("(4, 30, 3)", "(4, 30, 6)"):
+            for shape in ("(4, 30, 3)", "(4, 30, 6)", "output (4, 30, 6)"):
                 page.get_by_text(shape, exact=True).first.wait_for(timeout=30_000)
             page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
             browser.close()
-    assert (tmp_path / "experiment.png").stat().st_size > 10_000
+    assert (tmp_path / "runs.png").stat().st_size > 10_000
     assert (tmp_path / "compare.png").stat().st_size > 10_000

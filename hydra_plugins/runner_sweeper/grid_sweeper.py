@@ -184,8 +184,11 @@ class GridSweeper(BasicSweeper):
         return returns
 
     def _explain(self, arguments: List[str]) -> Any:
-        """No store: each job checks and prints its own cell."""
+        """No store, no files: each job checks and prints its own cell."""
+        from runner.artifacts import remove_directory
+
         returns = super().sweep(arguments)
+        remove_directory(Path(self.config.hydra.sweep.dir), Path(self.config.hydra.runtime.cwd))
         invalid = [r.overrides for batch in returns for r in batch if not r.return_value["ok"]]
         if invalid:
             print(f"{len(invalid)} of {sum(map(len, returns))} cells cannot be built",

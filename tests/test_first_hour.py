@@ -1,0 +1,96 @@
+"""What a new user meets in the first hour, typed as they type it: their own stack, knobs a
+stack does not take, refusals that leave nothing behind, output piped into `head`."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from helpers import ROOT, runs_of
+
+
+@pytest.fixture
+def my_models(tmp_path):
+    """~/my_models of the README: the commented template as model/my_stack.yaml."""
+    directory = tmp_path / "my_models"
+    (directory / "model").mkdir(parents=True)
+    shutil.copy(ROOT / "docs" / "my_stack.yaml", directory / "model" / "my_stack.yaml")
+    return directory
+
+
+def test_a_stack_of_your_own_from_the_template(run_cli, client, my_models):
+    shown = run_cli(f"--config-dir={my_models}", "model=my_stack", "mode=explain")
+    assert shown.returncode == 0, shown.stderr
+    assert "1  LSTM   output (4, 8)      544" in shown.stdout
+    assert "total params: 808" in shown.stdout
+    result = run_cli(f"--config-dir={my_models}", "model=my_stack", "return_sequences=true",
+                     "model.units=4")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "my_stack return_sequences=true -> output (4, 30, 4)"
+    [run] = runs_of(client)
+    assert run.data.params["model.name"] == "my_stack"  # the file's name
+    assert run.data.params["model.layers.1.units"] == "4"  # ${model.units}, set once
+    assert run.data.tags["shape.match"] == "true" and run.info.status == "FINISHED"
+    assert "my_stack" in run_cli(f"--config-dir={my_models}", "--help").stdout
+
+
+def test_a_model_file_missing_keys_hears_of_all_of_them_at_once(run_cli, tmp_path, my_models):
+    (my_models / "model" / "bare.yaml").write_text("# nothing yet\nunits: 3\n")
+    result = run_cli(f"--config-dir={my_models}", "model=bare")
+    assert result.returncode == 1
+    assert result.stderr == ("model.input_shape, model.layers: no value given (???); set them in "
+                             "the model file or on the command line, e.g. "
+                             "model.input_shape=...\n")
+    # units is asked for only where a layer takes ${model.units}
+    template = (my_models / "model" / "my_stack.yaml").read_text()
+    (my_models / "model" / "no_units.yaml").write_text(template.replace("units: 8\n", ""))
+    result = run_cli(f"--config-dir={my_models}", "model=no_units")
+    assert result.stderr.startswith("model.units: no value given (???)")
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_knob_the_stack_does_not_take_is_said_and_recorded(run_cli, client):
+    result = run_cli("model=lstm", "merge_mode=sum")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "lstm return_sequences=false -> output (4, 3)  (not taken by this stack: merge_mode=sum)")
+    [run] = runs_of(client)
+    assert run.data.tags["knobs.unused"] == "merge_mode=sum"
+    assert run.data.params["merge_mode"] == "sum"
+
+
+def test_a_refused_command_leaves_no_files(run_cli, tmp_path):
+    for command in (["tracking.experiment="], ["data.batch_size=0"], ["seed=abc"]):
+        result = run_cli(*command)
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.count("\n") == 1
+    assert result.stderr == "seed: must be an integer, got 'abc'\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_experiment_name_is_refused_up_front(run_cli):
+    result = run_cli("tracking.experiment=")
+    assert result.stderr == ("tracking.experiment: must be a name, got ''; "
+                             "e.g. tracking.experiment=rnn-shapes\n")
+
+
+def test_output_piped_into_head_is_no_error(tmp_path, client):
+    command = "python -m runner model=bilstm return_state=true | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300,
+                            env={**__import__("helpers").runner_env(),
+                                 "PATH": f"{ROOT / '.venv' / 'bin'}:/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("bilstm return_sequences=false return_state=true -> output")
+    [run] = runs_of(client)
+    assert run.info.status == "FINISHED"
+
+
+def test_verbose_brings_the_libraries_logs_back(run_cli):
+    quiet = run_cli("-m", "model=gru")
+    loud = run_cli("-m", "model=gru", "verbose=true")
+    assert quiet.returncode == loud.returncode == 0
+    assert quiet.stderr == "" and "[HYDRA] Launching 1 jobs locally" not in quiet.stdout
+    assert "[HYDRA] Launching 1 jobs locally" in loud.stdout
+    assert len(loud.stdout.splitlines()) > len(quiet.stdout.splitlines())
