@@ -160,8 +160,9 @@ def _open(tracking: Tracking) -> tuple:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking.uri)
     with _store_lock(tracking.uri):  # a fresh sqlite store migrated by two processes breaks
+        client = MlflowClient(tracking_uri=tracking.uri)
+        client.search_experiments(max_results=1)  # the store made (migrated) here, if new
         experiment = client.get_experiment_by_name(tracking.experiment)
         if experiment is None:
             try:
