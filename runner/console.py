@@ -22,6 +22,7 @@ NOISE = (
     "Could not find cuda drivers on your machine",
     "rebuild TensorFlow with the appropriate compiler flags",
     "This TensorFlow binary is optimized to use available CPU instructions",
+    "oneDNN supports DT_BOOL only on platforms with AVX-512",  # masks on such a CPU: a fallback
 )
 # Written where no NVIDIA driver is installed: expected on a CPU machine, a failure on a GPU box
 NO_DRIVER = ("failed call to cuInit",)
@@ -48,7 +49,7 @@ def noise(line: str, gpu: bool) -> bool:
 
 
 @contextlib.contextmanager
-def tensorflow_starting(verbose: bool):
+def tensorflow_logs_read(verbose: bool):
     """Within the block, what is written to file descriptor 2 (TensorFlow's C++ logs) is held;
     Python's own stderr goes on to the terminal. At the end the held lines are written out,
     less the known noise."""
@@ -80,9 +81,9 @@ def tensorflow_starting(verbose: bool):
 
 @functools.lru_cache(maxsize=None)
 def start_tensorflow(verbose: bool) -> None:
-    """Import Keras and let TensorFlow find its devices, quietly (see `tensorflow_starting`);
+    """Import Keras and let TensorFlow find its devices, quietly (see `tensorflow_logs_read`);
     once per process."""
-    with tensorflow_starting(verbose):
+    with tensorflow_logs_read(verbose):
         import keras  # noqa: F401
         import tensorflow as tf
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from runner.errors import CheckError
 from runner.result import Failure, JobResult, Picture
-from runner.shapes import cudnn_eligible, format_shape
+from runner.cudnn import cudnn_eligible
+from runner.shapes import format_shape
 from runner.vocabulary import spell
 from runner.validate import JobSpec
 
@@ -53,23 +54,33 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
 
     config = spec.config
     fresh_session(spec.seed, config["gpu_memory_growth"])
-    inputs = make_inputs(spec.input_shape, config["data"]["scale"], spec.seed)
-    model = build_model(spec.layers, spec.plan, spec.name)
-    outputs, seconds = predict(model, inputs)
-    checks = check_outputs(spec, model, inputs, outputs, config["reference_rows"])
+    batches = make_inputs(spec.expected, config["data"], spec.seed)
+    model, built = build_model(spec.layers, spec.plan, spec.name)
+    predictions, seconds = [], 0.0
+    for batch in batches:  # consecutive: a stateful layer carries its states between them
+        outputs, took = predict(model, batch)
+        predictions.append(outputs)
+        seconds += took
+    checks = check_outputs(spec, model, built, batches, predictions, config["reference_rows"])
     device = describe_device()
-    write_artifacts(planned.artifact_dir, config, model, inputs, outputs, checks, device)
+    write_artifacts(planned.artifact_dir, config, model, batches, predictions, checks, device)
 
-    shapes = {name: tuple(array.shape) for name, array in outputs.items()}
-    main = outputs.get("output", outputs.get("forward_output"))
+    shapes = {name: tuple(array.shape) for name, array in predictions[0].items()}
+    main = predictions[0].get("output", predictions[0].get("forward_output"))
     result = dataclasses.replace(planned, outputs=shapes)
+    first = batches[0]
     tags = {**planned.tags, **device,
-            "shape.input": format_shape(inputs.shape),
+            **{_input_tag(name, first): format_shape(array.shape) for name, array in first.items()},
             **{f"shape.{name}": format_shape(shape) for name, shape in shapes.items()},
             "shapes": ", ".join(f"{name} {format_shape(shape)}" for name, shape in shapes.items()),
             "shape.match": str(checks["match"]).lower(),
-            "predictions.sha256": predictions_sha256(inputs, outputs),
+            "predictions.sha256": predictions_sha256(batches, predictions),
             "mlflow.note.content": result.line}
+    if spec.plan.masked:
+        tags["mask.outputs"] = ", ".join(sorted(spec.plan.masked))
+    if spec.plan.stateful or len(batches) > 1:
+        tags["batches"] = f"{len(batches)}, states carried" if spec.plan.stateful else str(
+            len(batches))
     eligible = [entry["cudnn_eligible"] for entry in checks["layers"] if "cudnn_eligible" in entry]
     if eligible:  # cuDNN runs only where the config allows it and TensorFlow sees a GPU
         tags["cudnn.used"] = str(all(eligible) and device["device.kind"] == "GPU").lower()
@@ -86,72 +97,85 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
                                error=Failure.of(error) if error else None)
 
 
-def predict(model, inputs: np.ndarray) -> tuple:
+def _input_tag(name: str, batch: dict) -> str:
+    return "shape.input" if len(batch) == 1 else f"shape.input.{name}"
+
+
+def predict(model, batch: dict) -> tuple:
     """Named outputs as NumPy arrays, and the seconds the prediction took.
 
     One compiled call over the whole batch: as fast as `model(x)` on small batches, and about
     half the time of `model.predict` on a 1024 x 512 x 16 batch (benchmarks/)."""
+    inputs = batch if len(batch) > 1 else next(iter(batch.values()))
     start = time.perf_counter()
     outputs = model.predict_on_batch(inputs)
     seconds = time.perf_counter() - start
     return {name: np.asarray(value) for name, value in outputs.items()}, seconds
 
 
-def check_outputs(spec: JobSpec, model, inputs: np.ndarray, outputs: dict,
+def check_outputs(spec: JobSpec, model, built: dict, batches: list, predictions: list,
                   reference_rows: int = 0) -> dict:
-    """Keras against the oracle (shapes, parameter counts) and the NumPy reference (values):
-    the content of shapes.json, with the problems found.
+    """Keras against the oracle (shapes, masks, parameter counts) and the NumPy reference
+    (values, every batch): the content of shapes.json, with the problems found.
 
-    The reference recomputes the first `reference_rows` rows of the batch (0: all of them):
+    The reference recomputes the first `reference_rows` rows of each batch (0: all of them):
     rows never mix in these layers, so a sample proves the equations at a fraction of the cost."""
-    from runner.model import layer_output_shapes
+    from runner.model import layer_outputs
     from runner.reference import max_abs_err, reference_outputs
 
-    keras_layers = layer_output_shapes(model, spec.plan)
-    actual = {name: tuple(array.shape) for name, array in outputs.items()}
-    problems = []
-    layers = []
-    for layer_cfg, layer, layer_plan, shapes in zip(spec.layers, model.layers[1:],
-                                                    spec.plan.layers, keras_layers):
+    keras_layers = layer_outputs(built, spec.plan)
+    problems, layers = [], []
+    for layer_plan in spec.plan.layers:
+        index = layer_plan.index
+        layer = built[index]
+        shapes = {name: shape for name, (shape, _) in keras_layers[index].items()}
+        masked = {name for name, (_, has_mask) in keras_layers[index].items() if has_mask}
         params = layer.count_params()
         if shapes != layer_plan.outputs:
-            problems.append(f"model.layers.{layer_plan.index}: Keras gives {shapes}, "
+            problems.append(f"model.layers.{index}: Keras gives {shapes}, "
                             f"the oracle {layer_plan.outputs}")
+        if masked != set(layer_plan.masked):
+            problems.append(f"model.layers.{index}: Keras masks {sorted(masked)}, "
+                            f"the oracle {sorted(layer_plan.masked)}")
         if params != layer_plan.param_count:
-            problems.append(f"model.layers.{layer_plan.index}: Keras counts {params} params, "
+            problems.append(f"model.layers.{index}: Keras counts {params} params, "
                             f"the formula {layer_plan.param_count}")
-        entry = {
-            "index": layer_plan.index,
-            "layer": layer_plan.label,
-            "keras_name": layer.name,
-            "output_shapes": {k: list(v) for k, v in shapes.items()},
-            "expected_output_shapes": {k: list(v) for k, v in layer_plan.outputs.items()},
-            "param_count": params,
-            "expected_param_count": layer_plan.param_count,
-        }
-        recurrent = layer_cfg.get("layer", layer_cfg)
+        entry = {"index": index, "layer": layer_plan.label, "keras_name": layer.name,
+                 "reads": layer_plan.source,
+                 "output_shapes": {k: list(v) for k, v in shapes.items()},
+                 "expected_output_shapes": {k: list(v) for k, v in layer_plan.outputs.items()},
+                 "masked": sorted(masked),
+                 "param_count": params, "expected_param_count": layer_plan.param_count}
+        recurrent = spec.layers[index].get("layer", spec.layers[index])
         if recurrent["_target_"] in ("keras.layers.LSTM", "keras.layers.GRU"):
             entry["cudnn_eligible"] = cudnn_eligible(recurrent)
         layers.append(entry)
-    if actual != spec.expected.outputs:
+    actual = {name: tuple(array.shape) for name, array in predictions[0].items()}
+    if any({n: tuple(a.shape) for n, a in p.items()} != spec.expected.outputs
+           for p in predictions):
         problems.append(f"outputs: Keras gives {actual}, the oracle {spec.expected.outputs}")
     param_count = model.count_params()
     if param_count != spec.plan.param_count:
         problems.append(f"param_count: Keras counts {param_count}, the formula {spec.plan.param_count}")
-    weights = [layer.get_weights() for layer in model.layers[1:]]
+    weights = {index: layer.get_weights() for index, layer in built.items()}
     rows = slice(None) if reference_rows <= 0 else slice(0, reference_rows)
-    reference = reference_outputs(spec.layers, spec.plan, weights, inputs[rows])
-    error = max_abs_err({name: array[rows] for name, array in outputs.items()}, reference)
+    sample = [{name: array[rows] for name, array in batch.items()} for batch in batches]
+    reference = reference_outputs(spec.layers, spec.plan, weights, sample)
+    error = max(max_abs_err({name: array[rows] for name, array in got.items()}, want)
+                for got, want in zip(predictions, reference))
+    batch_size = next(iter(batches[0].values())).shape[0]
     return {
-        "input": list(inputs.shape),
+        "inputs": {name: list(array.shape) for name, array in batches[0].items()},
+        "batches": len(batches),
         "outputs": {k: list(v) for k, v in actual.items()},
         "expected_outputs": {k: list(v) for k, v in spec.expected.outputs.items()},
+        "masked_outputs": sorted(spec.plan.masked),
         "layers": layers,
         "param_count": param_count,
         "expected_param_count": spec.plan.param_count,
-        "match": actual == spec.expected.outputs and not problems,
+        "match": not problems,
         "oracle.max_abs_err": error,
-        "oracle.rows_checked": int(min(inputs.shape[0], reference_rows or inputs.shape[0])),
+        "oracle.rows_checked": int(min(batch_size, reference_rows or batch_size)),
         "problems": problems,
     }
 
@@ -180,11 +204,13 @@ def flatten(node, prefix: str = "") -> dict:
     return flat
 
 
-def predictions_sha256(inputs: np.ndarray, outputs: dict) -> str:
-    """One digest over the inputs and every named output: equal digests, equal numbers."""
+def predictions_sha256(batches: list, predictions: list) -> str:
+    """One digest over every batch's inputs and named outputs: equal digests, equal numbers."""
     digest = hashlib.sha256()
-    for name, array in [("input", inputs), *sorted(outputs.items())]:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
-        digest.update(array.tobytes())
+    for batch, outputs in zip(batches, predictions):
+        named = [(f"input.{k}" if len(batch) > 1 else "input", v) for k, v in batch.items()]
+        for name, array in [*named, *sorted(outputs.items())]:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(array.tobytes())
     return digest.hexdigest()

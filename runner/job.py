@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from runner.console import start_tensorflow
+from runner.console import start_tensorflow, tensorflow_logs_read
 from runner.experiment import run_experiment
 from runner.recording.client import recorder
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
@@ -74,7 +74,7 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
             start_tensorflow(spec.config["verbose"])  # while MLflow's import is made elsewhere
             if identity.parent_id is None:
                 started.result()
-            with signals_raise():
+            with signals_raise(), tensorflow_logs_read(spec.config["verbose"]):
                 result = run_experiment(spec, artifact_dir)
         except BaseException as error:  # the store refused, or a signal before the experiment
             result = _failed(spec, artifact_dir, error)

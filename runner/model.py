@@ -1,15 +1,19 @@
-"""Build a Keras functional model from the layer list of a model config."""
+"""Build a Keras functional model from a model config's layers and the oracle's plan."""
 
 import keras
 from hydra.utils import instantiate
 
 from runner.errors import StackError
 from runner.functions import FUNCTIONS
-from runner.shapes import FLOWING, StackPlan
+from runner.shapes import StackPlan
+from runner.shape_rules import FLOWING
+
+GRAPH_WORDS = ("input", "initial_state")  # the runner's, not Keras's: never passed to a layer
 
 
 def make_layer(layer_cfg: dict) -> keras.layers.Layer:
     """One Keras layer from its config; Lambda functions are looked up by registered name."""
+    layer_cfg = {k: v for k, v in layer_cfg.items() if k not in GRAPH_WORDS}
     kwargs = {}
     if "function" in layer_cfg:
         kwargs["function"] = FUNCTIONS[layer_cfg["function"]]
@@ -18,30 +22,38 @@ def make_layer(layer_cfg: dict) -> keras.layers.Layer:
     return instantiate(layer_cfg, _convert_="all", **kwargs)
 
 
-def build_model(layers: list, plan: StackPlan, name: str) -> keras.Model:
-    """The stack as a functional model whose outputs are named as the oracle names them."""
-    inputs = keras.Input(shape=plan.input_shape[1:], name="inputs")
-    flowing = {"output": inputs}
-    states = {}
-    for layer_cfg, layer_plan in zip(layers, plan.layers):
-        result = make_layer(layer_cfg)(flowing["output"])
-        results = list(result) if isinstance(result, (tuple, list)) else [result]
-        if len(results) != len(layer_plan.outputs):
+def build_model(layers: list, plan: StackPlan, name: str) -> tuple:
+    """(the model, its Keras layers by index): outputs named as the oracle names them."""
+    inputs = {input_name: keras.Input(shape=shape[1:], batch_size=shape[0], name=input_name,
+                                      dtype="int32" if input_name in plan.tokens else "float32")
+              for input_name, shape in plan.inputs.items()}
+    flowing = dict(inputs)  # what a layer may read: a model input, or `model.layers.N`
+    results, built = {}, {}  # index -> its named results; index -> its Keras layer
+    for layer_plan in plan.layers:
+        layer = built[layer_plan.index] = make_layer(layers[layer_plan.index])
+        kwargs = {}
+        if layer_plan.initial_state is not None:
+            start = results[layer_plan.initial_state]
+            kwargs["initial_state"] = [v for k, v in start.items() if k not in FLOWING]
+        returned = keras.tree.flatten(layer(flowing[layer_plan.source], **kwargs))
+        if len(returned) != len(layer_plan.outputs):
             raise StackError(
-                f"model.layers.{layer_plan.index}: Keras returns {len(results)} outputs, "
-                f"the shape oracle expects {len(layer_plan.outputs)} ({', '.join(layer_plan.outputs)})"
-            )
-        named = dict(zip(layer_plan.outputs, results))
-        states.update({k: v for k, v in named.items() if k not in FLOWING})
-        flowing = {k: v for k, v in named.items() if k in FLOWING}
-    return keras.Model(inputs=inputs, outputs={**flowing, **states}, name=name)
+                f"model.layers.{layer_plan.index}: Keras returns {len(returned)} outputs, the "
+                f"shape oracle expects {len(layer_plan.outputs)} ({', '.join(layer_plan.outputs)})")
+        results[layer_plan.index] = dict(zip(layer_plan.outputs, returned))
+        flowing[f"model.layers.{layer_plan.index}"] = results[layer_plan.index].get("output")
+    outputs = {name: results[plan.last if name in FLOWING else plan.holder][name]
+               for name in plan.outputs}  # the last layer's, then the last recurrent's states
+    model_inputs = inputs if len(inputs) > 1 else next(iter(inputs.values()))
+    return keras.Model(inputs=model_inputs, outputs=outputs, name=name), built
 
 
-def layer_output_shapes(model: keras.Model, plan: StackPlan) -> list:
-    """Keras's own symbolic output shapes of each layer of the stack, named like the plan's."""
-    shapes = []
-    for layer, layer_plan in zip(model.layers[1:], plan.layers):
-        output = layer.output
-        results = list(output) if isinstance(output, (tuple, list)) else [output]
-        shapes.append({k: tuple(t.shape) for k, t in zip(layer_plan.outputs, results)})
-    return shapes
+def layer_outputs(built: dict, plan: StackPlan) -> dict:
+    """index -> {name: (Keras's symbolic shape, whether Keras gives it a mask)}."""
+    found = {}
+    for layer_plan in plan.layers:
+        results = keras.tree.flatten(built[layer_plan.index].output)
+        found[layer_plan.index] = {
+            name: (tuple(tensor.shape), getattr(tensor, "_keras_mask", None) is not None)
+            for name, tensor in zip(layer_plan.outputs, results)}
+    return found

@@ -3,7 +3,7 @@
 import uuid
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -23,7 +23,11 @@ class ModelSchema:
     name: str = "${hydra:runtime.choices.model}"  # the model file's name, unless it says
     units: int = MISSING  # needed only where a layer takes ${model.units}
     input_shape: List[Optional[int]] = MISSING  # per example; null = any number of timesteps
+    inputs: Optional[Dict[str, Any]] = None  # several named inputs: name -> input_shape
+    batch_size: Optional[int] = None  # a fixed batch (stateful layers need one)
     data_scale: float = 1.0  # the scale the notebook draws this stack's inputs at
+    data_timesteps: int = 30  # the sizes this stack's inputs are drawn at, unless data.* says
+    data_features: int = 1
     layers: List[Any] = MISSING  # free-form: real Keras classes by _target_
 
 
@@ -33,6 +37,8 @@ class DataSchema:
     timesteps: int = 30
     features: int = 1
     scale: float = 1.0
+    padding: float = 0.0  # up to this fraction of each sequence, at its end, is padding
+    batches: int = 1  # consecutive batches a run predicts (a stateful layer carries its states)
 
 
 @dataclass

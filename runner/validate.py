@@ -12,10 +12,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from runner.errors import ConfigError, StackError
 from runner.schema import RunnerSchema
-from runner.shapes import StackPlan, data_shape, plan_stack
+from runner.shapes import StackPlan, data_shape, plan_model
 from runner.vocabulary import ALLOWED_TARGETS, KNOBS, spell
 
-POSITIVE = ("model.units", "data.batch_size", "data.timesteps", "data.features")
+POSITIVE = ("model.units", "model.batch_size", "data.batch_size", "data.timesteps",
+            "data.features", "data.batches")
 OPTIONAL = ("model.units",)  # needed only where a layer takes it
 
 
@@ -26,7 +27,7 @@ class JobSpec:
     label: str  # e.g. "bilstm return_sequences=True"
     config: dict  # the resolved config, plain Python (enums as their names)
     layers: list  # model.layers, resolved
-    input_shape: tuple  # of the generated inputs
+    inputs: dict  # model input name -> the shape of its generated batches
     plan: Optional[StackPlan]  # as Keras declares it: batch None, timesteps None where any length
     expected: Optional[StackPlan]  # for the generated inputs: every size known
     refusal: Optional[StackError] = None  # a stack Keras cannot build: the run records why
@@ -35,6 +36,11 @@ class JobSpec:
     @property
     def seed(self) -> int:
         return self.config["seed"]
+
+    @property
+    def input_shape(self) -> tuple:
+        """The first (usually only) input's generated shape."""
+        return next(iter(self.inputs.values()))
 
 
 def walk(node, key: str = ""):
@@ -68,8 +74,10 @@ def _check_missing(leaves: list) -> None:
     """Every value left unset (`???`) that the job needs, all at once: a key a stack may leave
     out (`model.units`) is needed only where a layer takes it by interpolation."""
     texts = " ".join(str(value) for _, value in leaves)
+    several = any(key.startswith("model.inputs.") for key, _ in leaves)
     missing = [key for key, value in leaves if value == "???"
-               and (key not in OPTIONAL or "${" + key + "}" in texts)]
+               and (key not in OPTIONAL or "${" + key + "}" in texts)
+               and not (key == "model.input_shape" and several)]  # model.inputs instead
     if missing:
         it = "it" if len(missing) == 1 else "them"
         raise ConfigError(f"{', '.join(missing)}: no value given (???); set {it} in the model "
@@ -111,25 +119,53 @@ def _check_ranges(cfg: DictConfig) -> None:
                           f"got {cfg.reference_rows}")
     if not cfg.tolerance > 0:
         raise ConfigError(f"tolerance: must be a positive number, got {cfg.tolerance}")
+    if not 0 <= cfg.data.padding < 1:
+        raise ConfigError(f"data.padding: the fraction of each sequence that is padding, in "
+                          f"[0, 1), got {cfg.data.padding}")
     if not (cfg.tracking.experiment or "").strip():
         raise ConfigError(f"tracking.experiment: must be a name, got {cfg.tracking.experiment!r}; "
                           "e.g. tracking.experiment=rnn-shapes")
 
 
 def _spec(config: dict, taken: set) -> JobSpec:
-    """The oracle's checks of every layer's values and of the input's shape."""
+    """The oracle's checks of every layer's values, of the inputs' shapes and of what the data
+    asks of the model (a fixed batch for stateful layers, a masking layer for padding)."""
     model, data = config["model"], config["data"]
-    input_shape = data_shape(model["input_shape"], data["batch_size"], data["timesteps"],
-                             data["features"])
+    declared = model.get("inputs") or {"inputs": model["input_shape"]}
+    if not isinstance(declared, dict) or not declared:
+        raise ConfigError("model.inputs: name -> [timesteps] or [timesteps, features], e.g. "
+                          "{encoder_tokens: [null], decoder_tokens: [null]}")
+    inputs = {name: data_shape(shape, data["batch_size"], data["timesteps"], data["features"],
+                               f"model.inputs.{name}" if model.get("inputs") else
+                               "model.input_shape")
+              for name, shape in declared.items()}
+    fixed = model.get("batch_size")
+    if fixed is not None and fixed != data["batch_size"]:
+        raise ConfigError(f"model.batch_size: the model takes batches of {fixed} but "
+                          f"data.batch_size={data['batch_size']}")
     layers = model["layers"]
     label, unused = knob_label(model["name"], config, taken)
     try:
-        expected = plan_stack(layers, input_shape)  # first: its errors name concrete sizes
-        plan = plan_stack(layers, (None, *model["input_shape"]))
+        expected = plan_model(layers, inputs)  # first: its errors name concrete sizes
+        plan = plan_model(layers, {name: (fixed, *shape) for name, shape in declared.items()})
     except StackError as refusal:
-        return JobSpec(model["name"], label, config, layers, input_shape, None, None, refusal,
-                       unused)
-    return JobSpec(model["name"], label, config, layers, input_shape, plan, expected, None, unused)
+        return JobSpec(model["name"], label, config, layers, inputs, None, None, refusal, unused)
+    _check_data_against(expected, layers, data, fixed)
+    return JobSpec(model["name"], label, config, layers, inputs, plan, expected, None, unused)
+
+
+def _check_data_against(plan: StackPlan, layers: list, data: dict, fixed) -> None:
+    stateful = [layer.index for layer in plan.layers if layer.stateful]
+    if stateful and fixed is None:
+        raise ConfigError(f"model.layers.{stateful[0]}.stateful: a stateful layer carries its "
+                          "states from one batch to the next, so it needs a fixed batch: set "
+                          "batch_size: ${data.batch_size} in the model file")
+    masking = [layer for layer in layers
+               if layer.get("mask_zero") or layer.get("_target_") == "keras.layers.Masking"]
+    if data["padding"] > 0 and not masking:
+        raise ConfigError(f"data.padding: {data['padding']} pads the end of each sequence, but no "
+                          "layer masks the padding: set mask_zero: true on the Embedding "
+                          "(+model.layers.N.mask_zero=true) or start with a keras.layers.Masking")
 
 
 def knob_label(name: str, config: dict, taken: set) -> tuple:

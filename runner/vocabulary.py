@@ -3,31 +3,63 @@ and the allowlist alike. Pure Python: importing it costs nothing."""
 
 import re
 
-# Arguments every recurrent layer takes, beside its own
-_RECURRENT = frozenset({
-    "units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
-    "bias_initializer", "dropout", "recurrent_dropout", "return_sequences", "return_state",
-    "go_backwards", "unroll", "seed", "name",
-})
+_INITIALIZERS = frozenset({"kernel_initializer", "recurrent_initializer", "bias_initializer"})
+# What every layer takes: its name, and (beside what Keras takes) the graph's two words:
+# `input` names the layer or model input it reads, `initial_state` a layer whose states start it
+_EVERY = frozenset({"name", "input"})
+# Arguments every recurrent cell takes, beside its own
+_CELL = _INITIALIZERS | {"units", "activation", "use_bias", "dropout", "recurrent_dropout", "seed"}
+_RECURRENT = _CELL | _EVERY | {"return_sequences", "return_state", "go_backwards", "unroll",
+                                "stateful", "zero_output_for_mask", "initial_state"}
 
 # keras.layers.<name> -> the arguments a config may give it
 LAYERS = {
     "SimpleRNN": _RECURRENT,
     "LSTM": _RECURRENT | {"recurrent_activation", "unit_forget_bias", "use_cudnn"},
     "GRU": _RECURRENT | {"recurrent_activation", "reset_after", "use_cudnn"},
-    "Bidirectional": frozenset({"layer", "merge_mode", "name"}),
-    "Dense": frozenset({"units", "activation", "use_bias", "kernel_initializer",
-                        "bias_initializer", "name"}),
-    "Lambda": frozenset({"function", "arguments", "name"}),
-    "Dropout": frozenset({"rate", "seed", "name"}),
+    "RNN": _EVERY | {"cell", "return_sequences", "return_state", "go_backwards", "unroll",
+                     "stateful", "zero_output_for_mask", "initial_state"},
+    "Bidirectional": _EVERY | {"layer", "merge_mode"},
+    "Dense": _EVERY | {"units", "activation", "use_bias", "kernel_initializer",
+                       "bias_initializer"},
+    "TimeDistributed": _EVERY | {"layer"},
+    "Embedding": _EVERY | {"input_dim", "output_dim", "mask_zero", "embeddings_initializer"},
+    "Masking": _EVERY | {"mask_value"},
+    "BatchNormalization": _EVERY | {"axis", "momentum", "epsilon", "center", "scale",
+                                    "beta_initializer", "gamma_initializer",
+                                    "moving_mean_initializer", "moving_variance_initializer"},
+    "Conv1D": _EVERY | {"filters", "kernel_size", "strides", "padding", "dilation_rate",
+                        "activation", "use_bias", "kernel_initializer", "bias_initializer"},
+    "Lambda": _EVERY | {"function", "arguments"},
+    "Dropout": _EVERY | {"rate", "seed"},
 }
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 
-# The only `_target_`s a config may instantiate (Hydra 1.3 has no allowlist of its own)
-ALLOWED_TARGETS = tuple(f"keras.layers.{name}" for name in LAYERS)
+# keras.layers.<name>Cell -> its arguments, for keras.layers.RNN(cell=...)
+CELLS = {
+    "SimpleRNNCell": _CELL,
+    "LSTMCell": _CELL | {"recurrent_activation", "unit_forget_bias"},
+    "GRUCell": _CELL | {"recurrent_activation", "reset_after"},
+}
 
-# Activations by name, as Keras spells them; the NumPy reference implements each
-ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softsign")
+# Initializers a config may give as objects with arguments, e.g.
+# kernel_initializer: {_target_: keras.initializers.Constant, value: 0.5}
+INITIALIZERS = ("Constant", "Zeros", "Ones", "RandomNormal", "RandomUniform", "TruncatedNormal",
+                "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "LecunNormal",
+                "LecunUniform", "Orthogonal", "Identity", "VarianceScaling")
+
+# The only `_target_`s a config may instantiate (Hydra 1.3 has no allowlist of its own)
+ALLOWED_TARGETS = (tuple(f"keras.layers.{name}" for name in (*LAYERS, *CELLS))
+                   + tuple(f"keras.initializers.{name}" for name in INITIALIZERS))
+
+# Every activation Keras 3 takes by name (keras.activations), and none other; the NumPy
+# reference implements each. `threshold` needs arguments, so it cannot be named alone.
+ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softsign", "celu", "elu",
+               "exponential", "gelu", "glu", "hard_shrink", "hard_silu", "hard_swish",
+               "hard_tanh", "leaky_relu", "log_sigmoid", "log_softmax", "mish", "relu6", "selu",
+               "silu", "soft_shrink", "softmax", "softplus", "sparse_plus", "sparse_sigmoid",
+               "sparsemax", "squareplus", "swish", "tanh_shrink")
+HALVING = ("glu",)  # halves the last axis: for Dense, never inside a recurrent cell
 
 # The runner's Lambda functions (runner/functions.py): name -> the arguments each takes
 LAMBDA_FUNCTIONS = {"expand_last_axis": (), "scale": ("factor",)}

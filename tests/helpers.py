@@ -105,3 +105,8 @@ def check_children(client, total: int, models=("simple_rnn", "lstm", "gru", "bil
         assert names == ARTIFACTS | ({"output_over_time.png"} if sequences else set())
     assert parent.data.tags["jobs.total"] == str(total) and parent.data.tags["jobs.failed"] == "0"
     return parent, children
+
+
+def examples(full: int) -> int:
+    """Examples a property test draws: `full` in `make test`, a sixth in `make check`."""
+    return full if os.environ.get("HYPOTHESIS_PROFILE") != "check" else max(3, full // 6)

@@ -59,8 +59,8 @@ def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
     assert names == ARTIFACTS
     local = client.download_artifacts(run.info.run_id, "", str(tmp_path / "down"))
     shapes = json.loads(open(f"{local}/shapes.json").read())
-    assert shapes["input"] == [4, 30, 1]
-    assert shapes["outputs"] == {"output": [4, 30, 6]}
+    assert shapes["inputs"] == {"inputs": [4, 30, 1]} and shapes["batches"] == 1
+    assert shapes["outputs"] == {"output": [4, 30, 6]} and shapes["masked_outputs"] == []
     assert shapes["layers"][0]["output_shapes"] == {"output": [None, 30, 6]}
     assert shapes["layers"][0]["param_count"] == 120
     assert shapes["layers"][0]["cudnn_eligible"] is True  # Keras's defaults allow the kernel
@@ -88,4 +88,6 @@ def test_unknown_model_lists_the_choices(run_cli):
     result = run_cli("model=transformer")
     assert result.returncode == 1
     assert result.stderr == ("model: no stack named 'transformer'; available: bilstm, gru, "
+                             "guide_bidirectional, guide_cells, guide_embedding_lstm, "
+                             "guide_encoder_decoder, guide_gru_simple_rnn, guide_stateful, "
                              "lambda_lstm, lstm, simple_rnn\n")

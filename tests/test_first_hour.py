@@ -49,6 +49,7 @@ def test_a_model_file_missing_keys_hears_of_all_of_them_at_once(run_cli, tmp_pat
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_a_knob_the_stack_does_not_take_is_said_and_recorded(run_cli, client):
     result = run_cli("model=lstm", "merge_mode=sum")
     assert result.returncode == 0, result.stderr
@@ -74,6 +75,7 @@ def test_an_empty_experiment_name_is_refused_up_front(run_cli):
                              "e.g. tracking.experiment=rnn-shapes\n")
 
 
+@pytest.mark.slow
 def test_output_piped_into_head_is_no_error(tmp_path, client):
     command = "python -m runner model=bilstm return_state=true | head -1"
     result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path,
@@ -87,6 +89,7 @@ def test_output_piped_into_head_is_no_error(tmp_path, client):
     assert run.info.status == "FINISHED"
 
 
+@pytest.mark.slow
 def test_verbose_brings_the_libraries_logs_back(run_cli):
     quiet = run_cli("-m", "model=gru")
     loud = run_cli("-m", "model=gru", "verbose=true")

@@ -70,6 +70,7 @@ def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
     assert "\033[" not in result.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_cell_fails_alone(run_cli, client):
     result = run_cli("-m", "model=lambda_lstm", "model.layers.1.return_sequences=true,false",
                      "model.units=4")

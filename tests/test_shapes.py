@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from runner.errors import StackError
+from runner.shapes import plan_stack
 from runner.validate import validate
 
 # The notebook's printed shapes (B=4, T=30, D=1, U=3; 20 units in the Lambda stack)
@@ -34,8 +35,9 @@ def test_every_stack_has_the_notebooks_shape(make_cfg, model, sequences):
     assert spec.expected.outputs == {"output": NOTEBOOK[model, sequences]}
     assert spec.plan.param_count == PARAMS[model]
 
-    model_ = build_model(spec.layers, spec.plan, spec.name)
-    outputs, _ = predict(model_, make_inputs(spec.input_shape, cfg.data.scale, cfg.seed))
+    model_, _ = build_model(spec.layers, spec.plan, spec.name)
+    [batch] = make_inputs(spec.expected, spec.config["data"], spec.seed)
+    outputs, _ = predict(model_, batch)
     assert {k: v.shape for k, v in outputs.items()} == {"output": NOTEBOOK[model, sequences]}
     assert model_.count_params() == PARAMS[model]
 
@@ -51,9 +53,10 @@ def test_lambda_stack_is_the_notebooks_cell(make_cfg):
     assert spec.plan.input_shape == (None, None)  # any number of timesteps
     assert [layer.label for layer in spec.plan.layers] == [
         "Lambda(expand_last_axis)", "LSTM", "LSTM", "Dense", "Lambda(scale)"]
-    inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
+    [batch] = make_inputs(spec.expected, spec.config["data"], spec.seed)
+    inputs = batch["inputs"]
     assert 30 < np.std(inputs) < 300
-    model = build_model(spec.layers, spec.plan, spec.name)
+    model, _ = build_model(spec.layers, spec.plan, spec.name)
     assert model(inputs[:, :7])["output"].shape == (4, 1)  # other lengths work too
 
 
@@ -65,8 +68,9 @@ def test_a_built_model_loads_back_in_safe_mode(make_cfg, tmp_path):
 
     cfg = make_cfg("model=lambda_lstm")
     spec = validate(cfg)
-    model = build_model(spec.layers, spec.plan, spec.name)
-    inputs = make_inputs(spec.input_shape, cfg.data.scale, cfg.seed)
+    model, _ = build_model(spec.layers, spec.plan, spec.name)
+    [batch] = make_inputs(spec.expected, spec.config["data"], spec.seed)
+    inputs = batch["inputs"]
     model.save(tmp_path / "lambda_lstm.keras")
     loaded = keras.saving.load_model(tmp_path / "lambda_lstm.keras", safe_mode=True)
     np.testing.assert_array_equal(loaded(inputs)["output"], model(inputs)["output"])
@@ -83,9 +87,32 @@ def test_inner_layer_without_sequences_is_refused_with_its_key(make_cfg):
 def test_same_seed_same_inputs_other_seed_other_inputs():
     from runner.data import make_inputs
 
-    a = make_inputs((4, 30, 1), 1.0, 0)
-    np.testing.assert_array_equal(a, make_inputs((4, 30, 1), 1.0, 0))
-    assert not np.array_equal(a, make_inputs((4, 30, 1), 1.0, 1))
+    plan = plan_stack([{"_target_": "keras.layers.LSTM", "units": 2}], (4, 30, 1))
+    data = {"batches": 1, "scale": 1.0, "padding": 0.0}
+    [a] = make_inputs(plan, data, 0)
+    np.testing.assert_array_equal(a["inputs"], make_inputs(plan, data, 0)[0]["inputs"])
+    assert not np.array_equal(a["inputs"], make_inputs(plan, data, 1)[0]["inputs"])
+
+
+def test_token_ids_keep_zero_for_the_padding_at_each_rows_end():
+    from runner.data import make_inputs
+
+    plan = plan_stack([{"_target_": "keras.layers.Embedding", "input_dim": 5, "output_dim": 2,
+                        "mask_zero": True}], (4, 10))
+    [batch] = make_inputs(plan, {"batches": 1, "scale": 1.0, "padding": 0.5}, 0)
+    ids = batch["inputs"]
+    assert ids.dtype == np.int32 and ids.min() >= 0 and ids.max() < 5
+    lengths = [int(np.count_nonzero(row)) for row in ids]
+    assert lengths == [9, 8, 7, 5]  # floor(0.5 * 10 * (i + 1) / 4) steps of padding, at the end
+    assert all(not row[length:].any() for row, length in zip(ids, lengths))
+
+
+def test_several_batches_for_a_stateful_stack():
+    from runner.data import make_inputs
+
+    plan = plan_stack([{"_target_": "keras.layers.LSTM", "units": 2}], (4, 30, 1))
+    batches = make_inputs(plan, {"batches": 3, "scale": 1.0, "padding": 0.0}, 0)
+    assert len(batches) == 3 and not np.array_equal(batches[0]["inputs"], batches[1]["inputs"])
 
 
 def test_output_picture_is_drawn(tmp_path):

@@ -59,7 +59,7 @@ CORPUS = [
     (["return_sequences=true,false"],
      "return_sequences: true,false is several values: add -m to sweep them", False),
     (["model=transformer"], "model: no stack named 'transformer'; available: bilstm, gru, "
-     "lambda_lstm, lstm, simple_rnn", False),
+     "guide_bidirectional, guide_cells", False),
     (["model=lstmm"], "model: no stack named 'lstmm' (did you mean lstm?)", False),
     (["data=big"], "data: no config named 'big'; available: default", False),
     # rank of the data against the model's declared input
