@@ -37,15 +37,24 @@ def summary_table(rows: list) -> str:
 
 
 def explain_table(label: str, plan: StackPlan) -> str:
-    """Per layer: output shapes and parameter counts; then the model's named outputs."""
+    """Per layer: what it reads (for a graph), output shapes, which carry a mask, parameter
+    counts; then the model's named outputs."""
+    graph = len(plan.inputs) > 1 or any(
+        layer.initial_state is not None or layer.source != (
+            f"model.layers.{layer.index - 1}" if layer.index else next(iter(plan.inputs)))
+        for layer in plan.layers)
     rows = []
     for row in describe(plan):
-        shapes = ", ".join(f"{k} {format_shape(v)}" for k, v in row["outputs"].items())
-        rows.append([row["index"], row["layer"], shapes, row["param_count"]])
-    outputs = ", ".join(f"{k} {format_shape(v)}" for k, v in plan.outputs.items())
+        shapes = ", ".join(f"{k} {format_shape(v)}" + (" masked" if k in row["masked"] else "")
+                           for k, v in row["outputs"].items())
+        reads = [row["reads"]] if graph else []
+        rows.append([row["index"], row["layer"], *reads, shapes, row["param_count"]])
+    header = ["#", "layer", *(["reads"] if graph else []), "output shape", "params"]
+    outputs = ", ".join(f"{k} {format_shape(v)}" + (" masked" if k in plan.masked else "")
+                        for k, v in plan.outputs.items())
     return "\n".join([
         label,
-        _table(["#", "layer", "output shape", "params"], rows),
+        _table(header, rows),
         f"total params: {plan.param_count}",
         f"outputs: {outputs}",
     ])

@@ -146,13 +146,7 @@ def _recurrent(layer: dict, shape: tuple, ctx: Context, name: Optional[str] = No
     outputs = {"output": (batch, timesteps, units) if sequences else (batch, units)}
     if with_state:
         outputs.update({f"state_{s}": (batch, units) for s in states})
-    return outputs, params, name + _unmasked(ctx), sequences and ctx.masked
-
-
-def _unmasked(ctx: Context) -> str:
-    """Keras gives no mask to a layer called with a second tensor (its initial state): it
-    computes the padded steps too. Said in the layer's label."""
-    return " (mask not applied: initial_state)" if ctx.masked and ctx.initial_state else ""
+    return outputs, params, name, sequences and ctx.masked
 
 
 def _rnn(layer: dict, shape: tuple, ctx: Context):
@@ -180,7 +174,7 @@ def _rnn(layer: dict, shape: tuple, ctx: Context):
     outputs = {"output": (batch, timesteps, features) if sequences else (batch, features)}
     if with_state:
         outputs.update({state: (batch, units) for state, units in states})
-    return outputs, params, f"RNN({', '.join(names)}){_unmasked(ctx)}", sequences and ctx.masked
+    return outputs, params, f"RNN({', '.join(names)})", sequences and ctx.masked
 
 
 def _bidirectional(layer: dict, shape: tuple, ctx: Context):

@@ -29,6 +29,7 @@ class LayerPlan:
     initial_state: Optional[int] = None  # the layer whose states start it
     masked: frozenset = frozenset()  # its outputs that carry a Keras mask
     stateful: bool = False
+    note: str = ""  # what a reader would not guess, e.g. a mask Keras does not apply
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,9 @@ def plan_model(layers: list, inputs: dict) -> StackPlan:
             index, label, dict(outputs), params, given, layer.get("name"),
             source if isinstance(source, str) else f"model.layers.{source}", start,
             frozenset(name for name in outputs if name in FLOWING and masked_out),
-            bool(layer.get("stateful") or (layer.get("layer") or {}).get("stateful")))
+            bool(layer.get("stateful") or (layer.get("layer") or {}).get("stateful")),
+            # Keras gives no mask to a layer called with a second tensor (its initial state)
+            "mask not applied: initial_state" if masked and start is not None else "")
     return _model_plan(layers, kinds, inputs, plans, consumers)
 
 
@@ -233,13 +236,16 @@ def describe(plan: StackPlan) -> list:
     rows = [{"index": "-", "layer": f"Input {name}" if len(plan.inputs) > 1 else "Input",
              "outputs": {"input": list(shape)}, "param_count": 0, "reads": "",
              "masked": []} for name, shape in plan.inputs.items()]
+    names = {layer.index: layer.name or str(layer.index) for layer in plan.layers}
     for layer in plan.layers:
-        reads = layer.source if layer.source in plan.inputs else layer.source.rsplit(".", 1)[-1]
+        reads = layer.source if layer.source in plan.inputs else names[
+            int(layer.source.rsplit(".", 1)[-1])]
         if layer.initial_state is not None:
-            reads += f" (initial state: {layer.initial_state})"
+            reads += f", states of {names[layer.initial_state]}"
         rows.append({
             "index": layer.index,
-            "layer": layer.label if layer.name is None else f"{layer.label} {layer.name}",
+            "layer": " ".join(filter(None, [layer.label, layer.name,
+                                            f"({layer.note})" if layer.note else ""])),
             "outputs": {k: list(v) for k, v in layer.outputs.items()},
             "param_count": layer.param_count,
             "reads": reads,

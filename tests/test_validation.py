@@ -70,6 +70,41 @@ CORPUS = [
     (["model=lambda_lstm", "model.layers.1.return_sequences=false"],
      "model.layers.2: LSTM needs a 3-D input (batch, timesteps, features), gets (4, 20)", True),
     (["model.input_shape=[30]"], "model.layers.0: LSTM needs a 3-D input", True),
+    # graphs, masks and states that cannot work (the guide's models, changed)
+    (["model=guide_encoder_decoder", "model.layers.2.input=encoder"],
+     "model.layers.2: Embedding takes token ids, but reads the floats of model.layers.1", False),
+    (["model=guide_embedding_lstm", "data.padding=0.5"],
+     "data.padding: 0.5 pads the end of each sequence, but no layer masks the padding: set "
+     "mask_zero: true on the Embedding", False),
+    (["model=guide_encoder_decoder", "model.layers.1.return_state=false"],
+     "model.layers.3.initial_state: layer 'encoder' returns no states; set return_state: true "
+     "on it", False),
+    (["model=guide_encoder_decoder", "model.layers.1.units=32"],
+     "model.layers.3.initial_state: layer 'encoder' gives states of sizes [32, 32]; LSTM here "
+     "keeps 2 of sizes [64, 64]", False),
+    (["model=guide_encoder_decoder", "model.layers.0.input=nowhere"],
+     "model.layers.0.input: 'nowhere' is neither a model input nor a layer's name; known: "
+     "encoder_tokens, decoder_tokens, encoder_embedding", False),
+    (["model=guide_encoder_decoder", "model.layers.2.input=decoder"],
+     "model.layers.2.input: a cycle between layers: decoder_embedding -> decoder -> "
+     "decoder_embedding", False),
+    (["model=guide_stateful", "model.batch_size=null"],
+     "model.layers.0.stateful: a stateful layer carries its states from one batch to the next, "
+     "so it needs a fixed batch", False),
+    (["model=guide_stateful", "model.batch_size=8"],
+     "model.batch_size: the model takes batches of 8 but data.batch_size=4", False),
+    (["data.padding=1"], "data.padding: the fraction of each sequence that is padding, in [0, 1), "
+     "got 1.0", False),
+    (["+model.layers.0.kernel_initializer={_target_:os.system}"],
+     "model.layers.0.kernel_initializer._target_: 'os.system' may not be instantiated", False),
+    (["+model.layers.0.kernel_initializer={_target_:keras.initializers.get}"],
+     "model.layers.0.kernel_initializer._target_: 'keras.initializers.get' may not be "
+     "instantiated", False),
+    (["model=guide_bidirectional", "+model.layers.2.activation=glu", "model.layers.2.units=5"],
+     "model.layers.2.units: glu halves the output, so units must be even, got 5", False),
+    (["+model.layers.0.activation=glu"],
+     "model.layers.0.activation: 'glu' halves its input, so it cannot be a recurrent cell's "
+     "activation", False),
     # config never runs code
     (["model.layers.0._target_=os.system", f"+model.layers.0.command='touch {CANARY}'"],
      "model.layers.0._target_: 'os.system' may not be instantiated", False),
