@@ -49,6 +49,11 @@ def launch(app) -> None:
         code = 0
     except SystemExit as exit_:
         code = exit_.code
+    except ValueError as error:  # Hydra's own flags misused, e.g. `-m` with `--cfg job`
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+        code = 1
     if code is None:
         code = 0
     elif not isinstance(code, int):

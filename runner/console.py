@@ -22,7 +22,7 @@ NOISE = (
     "Could not find cuda drivers on your machine",
     "rebuild TensorFlow with the appropriate compiler flags",
     "This TensorFlow binary is optimized to use available CPU instructions",
-    "oneDNN supports DT_BOOL only on platforms with AVX-512",  # masks on such a CPU: a fallback
+    "only on platforms with AVX-512. Falling back to the default Eigen",  # masks, float16 on this CPU
 )
 # Written where no NVIDIA driver is installed: expected on a CPU machine, a failure on a GPU box
 NO_DRIVER = ("failed call to cuInit",)

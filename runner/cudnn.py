@@ -1,4 +1,4 @@
-"""When Keras runs an LSTM or GRU on NVIDIA's cuDNN kernel."""
+"""When Keras may, and when it does, run an LSTM or GRU on NVIDIA's cuDNN kernel."""
 
 
 def cudnn_eligible(layer: dict) -> bool:
@@ -10,3 +10,19 @@ def cudnn_eligible(layer: dict) -> bool:
             and not layer.get("unroll", False)
             and layer.get("use_bias", True)
             and (layer["_target_"] != "keras.layers.GRU" or layer.get("reset_after", True)))
+
+
+def cudnn_used(model, batch: dict) -> bool:
+    """Whether the graph TensorFlow runs for this model calls a cuDNN RNN kernel: what
+    happened, not what the config allowed (never, where TensorFlow sees no GPU)."""
+    import tensorflow as tf
+
+    if not tf.config.list_logical_devices("GPU"):
+        return False
+    inputs = batch if len(batch) > 1 else next(iter(batch.values()))
+    specs = tf.nest.map_structure(lambda array: tf.TensorSpec(array.shape, array.dtype), inputs)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(specs).graph
+    definition = graph.as_graph_def()
+    ops = [node.op for node in definition.node]
+    ops += [node.op for function in definition.library.function for node in function.node_def]
+    return any(op.startswith("CudnnRNN") for op in ops)

@@ -38,9 +38,15 @@ def _device_tags() -> dict:
         if details.get("compute_capability"):
             device["gpu.compute_capability"] = ".".join(map(str, details["compute_capability"]))
         device["gpu.memory_growth"] = str(tf.config.experimental.get_memory_growth(gpus[0])).lower()
+        driver = _nvidia_driver()
+        if driver:
+            device["gpu.driver_version"] = driver
     else:
         cpus = tf.config.list_physical_devices("CPU")
         device = {"device.kind": "CPU", "device.name": _cpu_name(), "device.count": str(len(cpus))}
+    # 0: TensorFlow's own choice (as many threads as logical cores, for intra-op work)
+    device["tf.intra_op_threads"] = str(tf.config.threading.get_intra_op_parallelism_threads())
+    device["tf.inter_op_threads"] = str(tf.config.threading.get_inter_op_parallelism_threads())
     device.update({
         "tensorflow.version": tf.__version__,
         "keras.version": keras.__version__,
@@ -53,6 +59,18 @@ def _device_tags() -> dict:
         if build.get(key):
             device[tag] = str(build[key])
     return device
+
+
+def _nvidia_driver() -> str:
+    """The NVIDIA driver's version, as nvidia-smi reports it ("" where there is none)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return ""
+    query = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                           capture_output=True, text=True)
+    return query.stdout.splitlines()[0].strip() if query.returncode == 0 and query.stdout else ""
 
 
 def allow_memory_growth() -> None:

@@ -47,20 +47,28 @@ def planned_result(spec: JobSpec, artifact_dir: Path) -> JobResult:
 def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     from runner.artifacts import write_artifacts
     from runner.data import make_inputs
+    from runner import memory
+    from runner.cudnn import cudnn_used
     from runner.device import describe_device
-    from runner.memory import resident_mb
     from runner.model import build_model
     from runner.session import fresh_session
+    from runner.timing import speed_metrics, time_calls
 
     config = spec.config
-    fresh_session(spec.seed, config["gpu_memory_growth"])
+    fresh_session(spec.seed, config["gpu_memory_growth"], config["precision"])
+    memory.reset_peak()
+    on_gpu = memory.reset_gpu_peak()
     batches = make_inputs(spec.expected, config["data"], spec.seed)
     model, built = build_model(spec.layers, spec.plan, spec.name)
-    predictions, seconds = [], 0.0
+    if config["jit_compile"].lower() != "auto":
+        model.compile(jit_compile=config["jit_compile"].lower() == "true")
+    predictions, firsts = [], []
     for batch in batches:  # consecutive: a stateful layer carries its states between them
         outputs, took = predict(model, batch)
         predictions.append(outputs)
-        seconds += took
+        firsts.append(took)
+    timed = time_calls(lambda: predict(model, batches[0]), config["timing"]["warmup"],
+                       config["timing"]["repeats"])  # after the checked calls
     checks = check_outputs(spec, model, built, batches, predictions, config["reference_rows"])
     device = describe_device()
     write_artifacts(planned.artifact_dir, config, model, batches, predictions, checks, device)
@@ -81,14 +89,20 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     if spec.plan.stateful or len(batches) > 1:
         tags["batches"] = f"{len(batches)}, states carried" if spec.plan.stateful else str(
             len(batches))
-    eligible = [entry["cudnn_eligible"] for entry in checks["layers"] if "cudnn_eligible" in entry]
-    if eligible:  # cuDNN runs only where the config allows it and TensorFlow sees a GPU
-        tags["cudnn.used"] = str(all(eligible) and device["device.kind"] == "GPU").lower()
-    metrics = {"param_count": checks["param_count"], "predict_seconds": seconds,
+    if any("cudnn_eligible" in entry for entry in checks["layers"]):
+        tags["cudnn.used"] = str(cudnn_used(model, batches[0])).lower()  # what happened
+    tags["jit.compiled"] = str(bool(model.jit_compile)).lower()
+    first_input = next(iter(batches[0].values()))
+    metrics = {"param_count": checks["param_count"],
+               **speed_metrics(firsts[0], timed, first_input.shape[0], first_input.shape[1]),
                "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
                "output.abs_max": float(np.max(np.abs(main))),
                "oracle.max_abs_err": checks["oracle.max_abs_err"],
-               "process.rss_mb": resident_mb()}
+               "memory.peak_rss_mb": memory.peak_mb(),
+               "model.weights_bytes": sum(w.nbytes for w in model.get_weights()),
+               "process.rss_mb": memory.resident_mb()}
+    if on_gpu:
+        metrics["memory.gpu_peak_mb"] = memory.gpu_peak_mb()
     pictures = ()
     if main.ndim == 3:  # every timestep: the picture the notebook draws of return_sequences
         pictures = (Picture("output_over_time.png", main[:4, :, :8], spec.label),)

@@ -39,9 +39,10 @@ class JobOutcome:
     run: Future
     recorded: Future
 
-    def report(self, timeout: Optional[float] = None) -> JobReport:
-        """The job as its sweep reports it, once its run is recorded (or could not be)."""
-        ok, line = self.result.error is None, self.result.line
+    def report(self, timeout: Optional[float] = None, name: Optional[str] = None) -> JobReport:
+        """The job as its sweep reports it, once its run is recorded (or could not be); its
+        line names it by `name` where given (a sweep's cell by its overrides)."""
+        ok, line = self.result.error is None, self.result.line_as(name or self.result.label)
         try:
             self.recorded.result(timeout)
         except Exception as error:

@@ -93,3 +93,29 @@ def _cell_text(row: dict, several: bool) -> str:
     others = ",".join(part for part in row["overrides"].split(",")
                       if not part.startswith(("model=", "return_sequences=")))
     return f"{others}: {shape}"
+
+
+def throughput_figure(rows: list):
+    """Every timed cell side by side, fastest first: sequences per second at the median call,
+    the bar spanning the quartiles of the timed calls, on a log axis."""
+    from matplotlib.figure import Figure
+
+    timed = sorted((r for r in rows if r.get("throughput", "") != ""),
+                   key=lambda r: -r["throughput"])
+    figure = Figure(figsize=(9, 0.42 * len(timed) + 1.4), dpi=80, layout="constrained")
+    axes = figure.add_subplot()
+    y = np.arange(len(timed))
+    median = np.array([r["throughput"] for r in timed])
+    batch = median * np.array([r["median_seconds"] for r in timed])  # sequences a call
+    half = np.array([r["iqr_seconds"] for r in timed]) / 2
+    seconds = np.array([r["median_seconds"] for r in timed])
+    slow = batch / (seconds + half)
+    fast = batch / np.maximum(seconds - half, seconds * 0.05)
+    axes.errorbar(median, y, xerr=[median - slow, fast - median], fmt="o", capsize=3)
+    axes.set_xscale("log")
+    axes.set_yticks(y, [r["overrides"] for r in timed], fontsize=8)
+    axes.invert_yaxis()
+    axes.set_xlabel("sequences per second (median call; bar: the calls' quartiles)")
+    axes.grid(axis="x", which="both", alpha=0.3)
+    axes.set_title("throughput of every cell, fastest first")
+    return figure

@@ -19,18 +19,23 @@ def _table(header: list, rows: list) -> str:
 
 def summary_table(rows: list) -> str:
     """The multirun's table: one line per job, as stored on the parent run."""
+    timed = any(row.get("throughput", "") != "" for row in rows)
     header = ["job", "overrides", "output", "expected", "match", "params", "max_abs_err",
-              "status", "seconds"]
+              *(["seq/s", "median s"] if timed else []), "status", "seconds"]
     body = []
     for row in rows:
         err = row["oracle.max_abs_err"]
+        speed = []
+        if timed:
+            speed = ([f"{row['throughput']:.0f}", f"{row['median_seconds']:.4f}"]
+                     if row.get("throughput", "") != "" else ["-", "-"])
         body.append([
             row["job"], row["overrides"],
             ", ".join(f"{k} {v}" for k, v in row["outputs"].items()) or "-",
             "same" if row["expected"] == row["outputs"] and row["expected"]
             else ", ".join(f"{k} {v}" for k, v in row["expected"].items()) or "-",
             row["shape.match"] or "-", row["param_count"] if row["param_count"] != "" else "-",
-            f"{err:.1e}" if err != "" else "-",
+            f"{err:.1e}" if err != "" else "-", *speed,
             row["status"] + (f" ({row['error']})" if row["error"] else ""), row["seconds"],
         ])
     return _table(header, body)

@@ -47,13 +47,17 @@ class JobResult:
 
     @property
     def line(self) -> str:
-        """`bilstm return_sequences=True -> output (4, 30, 6)`, as the notebook prints it."""
+        """`bilstm return_sequences=true -> output (4, 30, 6)`, as the notebook prints it."""
+        return self.line_as(self.label)
+
+    def line_as(self, name: str) -> str:
+        """The line, the job named otherwise (a sweep's cell by its overrides)."""
         if self.error is not None:
             first = self.error.line.splitlines()[0] if self.error.line else ""
-            line = f"{self.label} -> FAILED: {first}"
+            line = f"{name} -> FAILED: {first}"
         else:
-            line = f"{self.label} -> " + ", ".join(
-                f"{name} {tuple(shape)}" for name, shape in self.outputs.items())
+            line = f"{name} -> " + ", ".join(
+                f"{output} {tuple(shape)}" for output, shape in self.outputs.items())
         if self.unused:
             line += f"  (not taken by this stack: {', '.join(self.unused)})"
         return line

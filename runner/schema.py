@@ -13,6 +13,17 @@ from runner.vocabulary import MERGE_MODES
 MergeMode = Enum("MergeMode", {mode: mode for mode in MERGE_MODES}, type=str)
 
 
+class Precision(str, Enum):  # Keras's dtype policies
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+class SortBy(str, Enum):  # a sweep's summary table
+    job = "job"
+    throughput = "throughput"
+
+
 class Mode(str, Enum):
     run = "run"  # build, predict, check and record
     explain = "explain"  # print the shapes the oracle expects; no TensorFlow, no store
@@ -49,6 +60,12 @@ class TrackingSchema:
 
 
 @dataclass
+class TimingSchema:
+    warmup: int = 1  # untimed calls after the first
+    repeats: int = 5  # timed calls; 0: no timing
+
+
+@dataclass
 class RunnerSchema:
     model: ModelSchema = field(default_factory=ModelSchema)
     data: DataSchema = field(default_factory=DataSchema)
@@ -58,7 +75,12 @@ class RunnerSchema:
     merge_mode: MergeMode = MergeMode.concat
     seed: int = 0
     mode: Mode = Mode.run
+    precision: Precision = Precision.float32
+    jit_compile: str = "auto"  # auto | true | false
+    timing: TimingSchema = field(default_factory=TimingSchema)
+    tolerances: Dict[str, float] = field(default_factory=dict)  # per precision
     tolerance: float = 1e-5  # largest oracle.max_abs_err a run may have
+    sort_by: SortBy = SortBy.job  # a sweep's table: by job, or fastest first
     reference_rows: int = 16  # batch rows the NumPy reference recomputes; 0: every row
     gpu_memory_growth: bool = True  # TensorFlow takes GPU memory as needed, not all at once
     verbose: bool = False  # the libraries' own logs too

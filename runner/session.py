@@ -23,8 +23,9 @@ def _once_per_process() -> None:
     gc.freeze()
 
 
-def fresh_session(seed: int, gpu_memory_growth: bool) -> None:
-    """Fresh layer names and graph state, seeded: the same config gives the same numbers."""
+def fresh_session(seed: int, gpu_memory_growth: bool, precision: str = "float32") -> None:
+    """Fresh layer names and graph state, seeded, in the job's precision: the same config
+    gives the same numbers."""
     import keras
 
     from runner.device import allow_memory_growth
@@ -33,4 +34,5 @@ def fresh_session(seed: int, gpu_memory_growth: bool) -> None:
         allow_memory_growth()  # before TensorFlow first touches a GPU
     _once_per_process()
     keras.backend.clear_session()
+    keras.mixed_precision.set_dtype_policy(precision)  # the layers built next take it
     keras.utils.set_random_seed(seed)

@@ -117,6 +117,12 @@ def _check_ranges(cfg: DictConfig) -> None:
     if cfg.reference_rows < 0:
         raise ConfigError(f"reference_rows: must be 0 (every row) or a positive integer, "
                           f"got {cfg.reference_rows}")
+    for key in ("timing.warmup", "timing.repeats"):
+        if OmegaConf.select(cfg, key) < 0:
+            raise ConfigError(f"{key}: must be 0 or a positive integer, got "
+                              f"{OmegaConf.select(cfg, key)}")
+    if str(cfg.jit_compile).lower() not in ("auto", "true", "false"):
+        raise ConfigError(f"jit_compile: {cfg.jit_compile!r} is not one of auto, true, false")
     if not cfg.tolerance > 0:
         raise ConfigError(f"tolerance: must be a positive number, got {cfg.tolerance}")
     if not 0 <= cfg.data.padding < 1:

@@ -57,8 +57,9 @@ def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
     # a quiet console: a line per cell as it completes, the table, where the sweep is
     lines = result.stdout.splitlines()
     assert result.stderr == "" and len(lines) == 21
-    assert lines[0].startswith("[1/8] simple_rnn return_sequences=false -> output (4, 3)   ")
-    assert lines[7].startswith("[8/8] lambda_lstm return_sequences=true -> output (4, 30, 1)   ")
+    assert lines[0].startswith("[1/8] model=simple_rnn,return_sequences=false -> output (4, 3)   ")
+    assert lines[7].startswith(
+        "[8/8] model=lambda_lstm,return_sequences=true -> output (4, 30, 1)   ")
     assert lines[8].startswith("job  overrides") and lines[10].startswith("0    model=simple_rnn")
     experiment_id = parent.info.experiment_id
     assert lines[18] == (f"recorded: sweep {parent.info.run_id} with 8 runs in outputs/mlflow.db, "

@@ -105,6 +105,12 @@ CORPUS = [
     (["+model.layers.0.activation=glu"],
      "model.layers.0.activation: 'glu' halves its input, so it cannot be a recurrent cell's "
      "activation", False),
+    # the knobs that change speed
+    (["timing.repeats=-1"], "timing.repeats: must be 0 or a positive integer, got -1", False),
+    (["timing.warmup=x"], "timing.warmup: must be an integer, got 'x'", False),
+    (["precision=float8"], "precision: 'float8' is not one of float32, mixed_float16, "
+     "mixed_bfloat16 (did you mean float32?)", False),
+    (["jit_compile=maybe"], "jit_compile: 'maybe' is not one of auto, true, false", False),
     # config never runs code
     (["model.layers.0._target_=os.system", f"+model.layers.0.command='touch {CANARY}'"],
      "model.layers.0._target_: 'os.system' may not be instantiated", False),

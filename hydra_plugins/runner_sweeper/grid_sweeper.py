@@ -36,10 +36,11 @@ class _Task:
         outcome = self.task_function(cfg)
         if not hasattr(outcome, "report"):  # explain: the job printed its own cell
             return outcome
+        cell = outcome.identity.name  # the cell by its overrides: unique in the grid
         if os.getpid() == self.sweeper_pid:
-            line = outcome.result.line  # its run is settled when the sweep ends
+            line = outcome.result.line_as(cell)  # its run is settled when the sweep ends
         else:
-            outcome = outcome.report()  # a worker settles its job's run before it goes back
+            outcome = outcome.report(name=cell)  # a worker settles its run before it goes back
             line = outcome.line
         print(self._progress(line), flush=True)
         return outcome
@@ -85,7 +86,7 @@ def _report(job: JobReturn):
     hydra_job = job.hydra_cfg.hydra.job
     value = returned(job)
     if job.status == JobStatus.COMPLETED and hasattr(value, "report"):
-        return value.report()
+        return value.report(name=value.identity.name)
     if job.status == JobStatus.COMPLETED and isinstance(value, JobReport):
         return value
     first = str(value).splitlines()[0] if str(value) else ""
@@ -209,12 +210,13 @@ class GridSweeper(BasicSweeper):
         for job in self.launcher.returns:
             jobs.append(_report(job))
             if hasattr(returned(job), "report") and "could not be recorded" in jobs[-1].line:
-                print(f"error: job {jobs[-1].job} {jobs[-1].overrides}: {jobs[-1].line}",
+                print(f"error: job {jobs[-1].job}: {jobs[-1].line}",
                       file=sys.stderr)  # settled here, after its own line was printed
         jobs = tuple(jobs)
         status = "KILLED" if interrupted is not None else None
         try:
-            return recorder().submit(CloseSweep(tracking, parent_id, status, jobs)).result()
+            return recorder().submit(CloseSweep(tracking, parent_id, status, jobs,
+                                                str(self.config.sort_by.value))).result()
         except (StoreUnreachable, RecorderGone) as error:
             print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)
             print(f"error: {error}; the sweep's parent run {parent_id} could not be closed",

@@ -99,6 +99,8 @@ class CloseSweep:
     parent_id: str
     status: Optional[str]
     jobs: tuple  # of JobReport
+    sort_by: str = "job"  # the table's order: job, or throughput (fastest first)
 
     def apply(self, recording) -> list:
-        return recording.store(self.tracking).close_sweep(self.parent_id, self.status, self.jobs)
+        return recording.store(self.tracking).close_sweep(self.parent_id, self.status, self.jobs,
+                                                          self.sort_by)

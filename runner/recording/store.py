@@ -99,10 +99,10 @@ class Store:
 
     @names_the_server
     def close_sweep(self, parent_id: str, status: Optional[str],
-                    jobs: Sequence[JobReport]) -> list:
-        """The parent's summary (table, figure, note), then its end; returns the rows."""
-        from runner.plots import grid_figure
-        from runner.recording.summary import child_row, table_columns, unrecorded_row
+                    jobs: Sequence[JobReport], sort_by: str = "job") -> list:
+        """The parent's summary (table, figures, note), then its end; returns the rows."""
+        from runner.plots import grid_figure, throughput_figure
+        from runner.recording.summary import child_row, ordered, table_columns, unrecorded_row
         from runner.report import summary_table
 
         children = self.client.search_runs(
@@ -114,7 +114,7 @@ class Store:
         rows = [child_row(child) for child in children]
         recorded = {row["job"] for row in rows}
         rows += [unrecorded_row(job) for job in jobs if job.job not in recorded]
-        rows.sort(key=lambda row: row["job"])
+        rows = ordered(rows, sort_by)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         self.client.log_table(parent_id, data=table_columns(rows), artifact_file="summary.json")
         text = summary_table(rows)
@@ -122,6 +122,8 @@ class Store:
         self.client.set_tag(parent_id, "mlflow.note.content", f"```\n{text}\n```"[:ERROR_TAG_LIMIT])
         if rows:
             self.client.log_figure(parent_id, grid_figure(rows), "grid.png")
+        if any(row["throughput"] != "" for row in rows):
+            self.client.log_figure(parent_id, throughput_figure(rows), "throughput.png")
         self.client.set_tag(parent_id, "jobs.total", str(len(rows)))
         self.client.set_tag(parent_id, "jobs.failed", str(len(failed)))
         if failed:

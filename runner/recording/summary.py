@@ -4,7 +4,7 @@ from runner.recording.requests import JobReport
 
 SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "expected.output",
                    "outputs", "expected", "shape.match", "param_count", "oracle.max_abs_err",
-                   "error")
+                   "throughput", "median_seconds", "iqr_seconds", "error")
 
 
 def child_row(child) -> dict:
@@ -23,6 +23,10 @@ def child_row(child) -> dict:
         "shape.match": data.tags.get("shape.match", ""),
         "param_count": int(data.metrics["param_count"]) if "param_count" in data.metrics else "",
         "oracle.max_abs_err": data.metrics.get("oracle.max_abs_err", ""),
+        "throughput": data.metrics.get("throughput.sequences_per_second", ""),
+        "median_seconds": data.metrics.get("predict.median_seconds", ""),
+        "iqr_seconds": data.metrics.get("predict.iqr_seconds", ""),
+        "batch": int(data.params.get("data.batch_size", 0) or 0),
         "error": data.tags.get("error", "").splitlines()[0] if data.tags.get("error") else "",
         "model": data.params.get("model", ""),
         "return_sequences": data.params.get("return_sequences", ""),
@@ -36,11 +40,19 @@ def child_row(child) -> dict:
 def unrecorded_row(job: JobReport) -> dict:
     """The row of a job known only from its launcher's report: it has no run."""
     row = dict.fromkeys(SUMMARY_COLUMNS, "")
-    row.update(run_id="", job=job.job, overrides=job.overrides, outputs={}, expected={},
+    row.update(run_id="", job=job.job, overrides=job.overrides, outputs={}, expected={}, batch=0,
                model="", return_sequences="",
                status="FINISHED" if job.ok else "FAILED",
                error="" if job.ok else f"no run recorded: {job.line.split(' -> ', 1)[-1]}")
     return row
+
+
+def ordered(rows: list, sort_by: str) -> list:
+    """By job number, or fastest first (cells without a figure last, by job)."""
+    if sort_by == "throughput":
+        return sorted(rows, key=lambda row: (row["throughput"] == "",
+                                             -(row["throughput"] or 0), row["job"]))
+    return sorted(rows, key=lambda row: row["job"])
 
 
 def table_columns(rows: list) -> dict:
