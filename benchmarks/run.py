@@ -26,11 +26,13 @@ FULL = {
              ["simple_rnn,lstm,bilstm,gru", "false,true", "3", "10"]),
     "large": {"units": 128, "batch": 1024, "timesteps": 512, "features": 16},
     "memory": (50, 10),
+    "timing": {"units": 64, "batch": 128, "timesteps": 200, "features": 16},
 }
 SMOKE = {
     "grid": (["lstm,gru", "false", "3", "10,30"], ["lstm,gru", "false", "3", "10"]),
     "large": {"units": 8, "batch": 64, "timesteps": 64, "features": 4},
     "memory": (6, 2),
+    "timing": {"units": 8, "batch": 16, "timesteps": 20, "features": 4},
 }
 CREATE_STORE = """
 import os
@@ -40,7 +42,7 @@ Store(Tracking.from_config({"uri": None, "experiment": "rnn-shapes", "artifact_r
       os.getpid())
 """
 TARGETS = {"notebook": 1.10, "grid": 1.10, "large": 1.05, "large.rss": 1.10, "startup": 1.5,
-           "memory": 1.10}
+           "memory": 1.10, "timing": 1.10}
 
 
 def measure(command: list, cwd: str, env: dict) -> tuple:
@@ -76,7 +78,7 @@ def pairs(sizes: dict, tmp: str) -> dict:
     return {
         "notebook": {
             "bare": [[PYTHON, str(HERE / "bare_notebook.py")]],
-            "runner": [runner("-m", "sweep=seed", f"hydra.sweep.dir={tmp}/sweep")],
+            "runner": [runner("-m", "sweep=seed")],
             "what": "the notebook's 8 cells, one process each side",
         },
         "grid": {
@@ -84,8 +86,8 @@ def pairs(sizes: dict, tmp: str) -> dict:
                      [PYTHON, str(HERE / "bare_grid.py"), *small],
                      [PYTHON, str(HERE / "bare_grid.py"), *big, "--keep-session"],
                      [PYTHON, str(HERE / "bare_grid.py"), *small, "--keep-session"]],
-            "runner": [runner(*grid_overrides(*big), f"hydra.sweep.dir={tmp}/grid"),
-                       runner(*grid_overrides(*small), f"hydra.sweep.dir={tmp}/grid")],
+            "runner": [runner(*grid_overrides(*big)),
+                       runner(*grid_overrides(*small))],
             "per_job": n_big - n_small,
             "what": f"marginal seconds per job: ({n_big} cells - {n_small} cells) / "
                     f"{n_big - n_small}",
@@ -97,7 +99,7 @@ def pairs(sizes: dict, tmp: str) -> dict:
             "runner": [runner("model=lstm", f"model.units={large['units']}",
                               f"data.batch_size={large['batch']}",
                               f"data.timesteps={large['timesteps']}",
-                              f"data.features={large['features']}", f"hydra.run.dir={tmp}/large")],
+                              f"data.features={large['features']}")],
             "what": "LSTM {units} units, batch {batch}, timesteps {timesteps}, "
                     "features {features}: one job, one process".format(**large),
         },
@@ -107,11 +109,21 @@ def pairs(sizes: dict, tmp: str) -> dict:
             "runner": [runner("--cfg", "job"), runner("--help")],
             "what": "`--cfg job`, runner vs a minimal @hydra.main app",
         },
+        "timing": {
+            "bare": [[PYTHON, str(HERE / "bare_timing.py"),
+                      *(f"--{k}={v}" for k, v in sizes["timing"].items())]],
+            "runner": [runner("model=lstm", "model.units={units}".format(**sizes["timing"]),
+                              "data.batch_size={batch}".format(**sizes["timing"]),
+                              "data.timesteps={timesteps}".format(**sizes["timing"]),
+                              "data.features={features}".format(**sizes["timing"]))],
+            "what": "a warm call's median seconds, LSTM {units} units, batch {batch}, timesteps "
+                    "{timesteps}, features {features}: a bare loop vs the runner's recorded "
+                    "predict.median_seconds".format(**sizes["timing"]),
+        },
         "memory": {
             "bare": [[PYTHON, str(HERE / "bare_grid.py"), "lstm", "false", "3", "30",
                       "--repeat", str(jobs)]],
-            "runner": [runner("-m", "model=lstm", f"seed=range({jobs})",
-                              f"hydra.sweep.dir={tmp}/memory")],
+            "runner": [runner("-m", "model=lstm", f"seed=range({jobs})")],
             "jobs": (jobs, early),
             "what": f"RSS at job {jobs} / RSS at job {early}, {jobs} jobs in one process",
         },
@@ -139,6 +151,17 @@ def runner_rss_by_job(uri: str, after: float) -> list:
     return [r.data.metrics["process.rss_mb"] for r in children]
 
 
+def runner_metric(uri: str, after: float, metric: str) -> float:
+    """A metric of the one run the runner recorded since `after`."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("rnn-shapes")
+    [run] = client.search_runs([experiment.experiment_id],
+                               filter_string=f"attributes.start_time > {int(after * 1000)}")
+    return run.data.metrics[metric]
+
+
 def one_repeat(name: str, pair: dict, tmp: str, env: dict, uri: str) -> dict:
     """A then B, each command once; the figures of this repeat."""
     bare = [measure(command, tmp, env) for command in pair["bare"]]
@@ -155,6 +178,9 @@ def one_repeat(name: str, pair: dict, tmp: str, env: dict, uri: str) -> dict:
     if name == "startup":
         return {"bare": bare[0][0], "runner": ours[0][0], "bare.help": bare[1][0],
                 "runner.help": ours[1][0]}
+    if name == "timing":
+        return {"bare": json.loads(bare[0][2].splitlines()[-1])["median"],
+                "runner": runner_metric(uri, started, "predict.median_seconds")}
     if name == "memory":
         jobs, early = pair["jobs"]
         bare_rss = [json.loads(line)["rss_mb"] for line in bare[0][2].splitlines()]
@@ -169,7 +195,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
-    parser.add_argument("--only", default="notebook,grid,large,startup,memory")
+    parser.add_argument("--only", default="notebook,grid,large,startup,memory,timing")
     parser.add_argument("--json", help="also write the medians here")
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else FULL

@@ -46,3 +46,18 @@ def test_the_seed_sweep_passes_its_checks_on_the_gpu(run_cli, client):
     assert len(children) == 8
     assert {c.data.tags["device.kind"] for c in children} == {"GPU"}
     assert {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_speed_figures_on_the_gpu_say_what_ran(run_cli, client):
+    """cuDNN as used (not as allowed), the GPU's peak memory, mixed precision that passes."""
+    assert run_cli("-m", "model=lstm", "+model.layers.0.use_cudnn=auto,false",
+                   "precision=float32,mixed_float16", "data.batch_size=64",
+                   "data.timesteps=100").returncode == 0
+    children = [r for r in runs_of(client) if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 4 and {c.info.status for c in children} == {"FINISHED"}
+    for child in children:
+        allowed = child.data.params["model.layers.0.use_cudnn"] == "auto"
+        assert child.data.tags["cudnn.used"] == str(allowed).lower()
+        assert child.data.metrics["memory.gpu_peak_mb"] > 0
+        assert child.data.tags["gpu.driver_version"]
+        assert child.data.metrics["oracle.max_abs_err"] <= float(child.data.params["tolerance"])
