@@ -58,3 +58,13 @@ def test_a_composed_config_is_served_once_with_the_sweeps_environment(tmp_path):
 
 def test_the_interpreter_exit_sequence_the_cli_repeats_is_there():
     assert callable(threading._shutdown) and callable(atexit._run_exitfuncs)
+
+
+def test_the_sweeper_is_registered_by_name_whatever_the_install():
+    from hydra.core.plugins import Plugins
+
+    from runner.cli import register_sweeper
+
+    register_sweeper()
+    name = "hydra_plugins.runner_sweeper.grid_sweeper.GridSweeper"
+    assert Plugins.instance().class_name_to_class[name].__name__ == "GridSweeper"

@@ -20,6 +20,16 @@ def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, client
     parent, children = check_children(client, 8)
     workers = {c.data.tags["runner.pid"] for c in children}
     assert parent.data.tags["runner.pid"] not in workers and len(workers) >= 2
+    # progress numbered as jobs complete, whichever worker finishes one
+    progress = [line.split("]")[0] for line in result.stdout.splitlines() if line[:1] == "["]
+    assert progress == [f"[{n}/8" for n in range(1, 9)]
+    # a job's seconds in the table are its own work, not its worker's import of TensorFlow
+    table = {line.split()[1]: float(line.split()[-1]) for line in result.stdout.splitlines()
+             if line[:1].isdigit()}
+    for child in children:
+        assert table[child.info.run_name] == round(child.data.metrics["job.seconds"], 2)
+    first = min(children, key=lambda c: c.info.start_time)
+    assert first.data.metrics["job.seconds"] < (first.info.end_time - first.info.start_time) / 1000
 
 
 def test_ray_cluster_by_address_runs_four_jobs_one_gpu_each(run_cli, client):
