@@ -5,12 +5,14 @@ every run arrive as its writer recorded it, and how long does the slowest write 
     .venv/bin/python benchmarks/store_load.py --writers 64 --store server   # mlflow server on a
                                                                  # throwaway PostgreSQL, 4 workers
     .venv/bin/python benchmarks/store_load.py --writers 16 --uri URI        # a store that exists
+    ... --orphans 8       # and 8 runs left RUNNING by a process gone before the writers start
 
 Each writer is a process doing what one job's recording process does, through its own code
 (`Recording`, `StartRun`, `FinishRun`): open the store, start a run without a parent (orphans
 of this host reaped first), finish it with 60 params, 20 tags, 10 metrics and five small
 artifacts, then exit. They are released at the same moment; the store is then read back, and
-the last line says `writers N: finished F, lost L, rewritten R, slowest write S s`.
+the last line says `writers N: finished F, lost L, rewritten R, slowest write S s`. With
+`--orphans K`, every writer meets K orphans to reap at once; the line before says how they ended.
 lost: runs missing or not FINISHED. rewritten: runs whose status or data differ from what their
 writer recorded, and runs no writer started. slowest write: the longest of the writers' steps
 (opening the store, starting the run, finishing it).
@@ -61,6 +63,7 @@ def write(writer: int, tracking, files: Path, gate, answers) -> None:
     from runner.recording.requests import FinishRun, StartRun
     from runner.result import JobResult
 
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # MLflow's "View run" lines: not the report's
     files.mkdir(parents=True)
     for file_name, text in artifacts_of(writer).items():
         (files / file_name).write_text(text)
@@ -84,14 +87,33 @@ def write(writer: int, tracking, files: Path, gate, answers) -> None:
     answers.put((writer, run_id, seconds, error))
 
 
-def load(uri: str, writers: int, directory: Path, artifact_location=None) -> dict:
+def leave_orphans(count: int, tracking) -> None:
+    """`count` runs started by this process, which then exits without ending them."""
+    from runner.recording.process import Recording
+    from runner.recording.requests import StartRun
+
+    recording = Recording(os.getpid())
+    for orphan in range(count):
+        StartRun(tracking, orphan, f"orphan-{orphan}", {}, None, int(time.time() * 1000)).apply(
+            recording)
+
+
+def load(uri: str, writers: int, directory: Path, artifact_location=None,
+         orphans: int = 0) -> dict:
     """Run `writers` writers against the store at `uri`; what each reported, by writer."""
+    from runner.recording.process import before_mlflow
+
+    before_mlflow()  # as the recording process does
     import mlflow  # noqa: F401  (imported once here: the forked writers share it)
     import runner.recording.store  # noqa: F401
     from runner.recording.requests import Tracking
 
     tracking = Tracking(uri, f"store-load-{uuid.uuid4().hex[:8]}", artifact_location)
     context = multiprocessing.get_context("fork")  # no store is open in this process yet
+    if orphans:
+        orphaning = context.Process(target=leave_orphans, args=(orphans, tracking))
+        orphaning.start()
+        orphaning.join()
     gate, answers = context.Barrier(writers + 1), context.SimpleQueue()
     processes = [context.Process(target=write, args=(w, tracking, directory / name_of(w), gate,
                                                      answers)) for w in range(writers)]
@@ -122,6 +144,10 @@ def read_back(tracking, writers: int, reports: dict) -> dict:
     by_name = {}
     for run in runs:
         by_name.setdefault(run.info.run_name, []).append(run)
+    orphans = [run for name, found in list(by_name.items()) if name.startswith("orphan-")
+               for run in by_name.pop(name)]
+    reaped = [run for run in orphans if run.info.status == "KILLED"
+              and "ended without closing this run" in run.data.tags.get("error", "")]
     finished = lost = rewritten = 0
     differences = []
     for writer in range(writers):
@@ -140,7 +166,7 @@ def read_back(tracking, writers: int, reports: dict) -> dict:
                 differences.append(f"{name_of(writer)}: {difference}")
     rewritten += sum(len(extra) for extra in by_name.values())
     return {"finished": finished, "lost": lost, "rewritten": rewritten,
-            "differences": differences}
+            "differences": differences, "orphans": len(orphans), "reaped": len(reaped)}
 
 
 def _difference(client, run, writer: int) -> str:
@@ -167,6 +193,8 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=64)
     parser.add_argument("--store", choices=("sqlite", "server"), default="sqlite")
     parser.add_argument("--uri", help="a store that exists (then --store is not used)")
+    parser.add_argument("--orphans", type=int, default=0,
+                        help="runs left RUNNING by a gone process, for every writer to reap")
     args = parser.parse_args()
     with ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="store-load-")))
@@ -181,7 +209,7 @@ def main() -> None:
 
             database = stack.enter_context(servers.postgres())
             uri = stack.enter_context(servers.mlflow_server(database, directory, workers=4)).url
-        loaded = load(uri, args.writers, directory / "writers", artifact_location)
+        loaded = load(uri, args.writers, directory / "writers", artifact_location, args.orphans)
         counts = read_back(loaded["tracking"], args.writers, loaded["reports"])
     reports = loaded["reports"].values()
     for step in STEPS:
@@ -193,6 +221,8 @@ def main() -> None:
         print(f"  {line}")
     slowest = max((s for r in reports for s in r["seconds"].values()), default=0.0)
     print(f"all {args.writers} writers done in {loaded['wall']:.1f} s")
+    if args.orphans:
+        print(f"orphans {counts['orphans']}: ended KILLED by a reaper {counts['reaped']}")
     print(f"writers {args.writers}: finished {counts['finished']}, lost {counts['lost']}, "
           f"rewritten {counts['rewritten']}, slowest write {slowest:.1f} s")
 
