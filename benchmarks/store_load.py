@@ -63,8 +63,9 @@ def write(writer: int, tracking, files: Path, gate, answers) -> None:
     from runner.recording.requests import FinishRun, StartRun
     from runner.result import JobResult
 
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # MLflow's "View run" lines: not the report's
     files.mkdir(parents=True)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # MLflow's "View run" lines: not the report's
+    os.dup2(os.open(files.with_suffix(".stderr"), os.O_WRONLY | os.O_CREAT), 2)  # read after
     for file_name, text in artifacts_of(writer).items():
         (files / file_name).write_text(text)
     result = JobResult(label=name_of(writer), params={}, artifact_dir=files,
@@ -104,7 +105,9 @@ def load(uri: str, writers: int, directory: Path, artifact_location=None,
     from runner.recording.process import before_mlflow
 
     before_mlflow()  # as the recording process does
-    import mlflow  # noqa: F401  (imported once here: the forked writers share it)
+    # Imported once, here: the forked writers share them, so the figures are the store's, not
+    # those of 64 imports at once on a few cores
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     import runner.recording.store  # noqa: F401
     from runner.recording.requests import Tracking
 
@@ -131,7 +134,13 @@ def load(uri: str, writers: int, directory: Path, artifact_location=None,
     while not answers.empty():
         writer, run_id, seconds, error = answers.get()
         reports[writer] = {"run_id": run_id, "seconds": seconds, "error": error}
-    return {"tracking": tracking, "reports": reports, "wall": time.monotonic() - released}
+    wall = time.monotonic() - released
+    said = "".join(path.read_text() for path in directory.glob("*.stderr"))
+    # MLflow logs each write that met the lock (then tried again): its error, then a traceback
+    met_lock = said.count("caught.\n(sqlite3.OperationalError) database is locked")
+    lines = [line for line in said.splitlines() if line.startswith("runner: ")]
+    return {"tracking": tracking, "reports": reports, "wall": wall, "met_lock": met_lock,
+            "said": lines}
 
 
 def read_back(tracking, writers: int, reports: dict) -> dict:
@@ -220,7 +229,10 @@ def main() -> None:
     for line in errors[:5] + counts["differences"][:5]:
         print(f"  {line}")
     slowest = max((s for r in reports for s in r["seconds"].values()), default=0.0)
-    print(f"all {args.writers} writers done in {loaded['wall']:.1f} s")
+    for line in loaded["said"][:5]:
+        print(f"  {line}")
+    print(f"all {args.writers} writers done in {loaded['wall']:.1f} s; writes that met a locked "
+          f"sqlite store and were tried again: {loaded['met_lock']}")
     if args.orphans:
         print(f"orphans {counts['orphans']}: ended KILLED by a reaper {counts['reaped']}")
     print(f"writers {args.writers}: finished {counts['finished']}, lost {counts['lost']}, "
