@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # servers.py: PostgreSQL and `mlflow server`, as the tests start them
+sys.path.insert(0, str(ROOT / "tests"))  # servers.py: PostgreSQL and `mlflow server`, as tested
 
 STEPS = ("open", "start", "finish")
 

@@ -28,8 +28,8 @@ UNCLOSED = ("its job ended, but its run was never closed (its recording process 
 
 
 class Store:
-    """One experiment of one store, for the runs of one job process (`owner`): the process
-    whose death leaves them orphaned."""
+    """One experiment of one store, for the runs of one job process (`owner`), written by this
+    process: a run is orphaned once both are gone (orphans.py)."""
 
     def __init__(self, tracking: Tracking, owner: int) -> None:
         self.uri = tracking.uri
@@ -143,7 +143,7 @@ def _open(tracking: Tracking) -> tuple:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    if tracking.uri.startswith("sqlite:"):  # a second of imports, made before the lock, not under it
+    if tracking.uri.startswith("sqlite:"):  # a second of imports: before the lock, not under it
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     with _store_lock(tracking.uri):  # a fresh sqlite store migrated by two processes breaks
         client = Patient(when_unlocked(MlflowClient, tracking_uri=tracking.uri))
@@ -177,7 +177,6 @@ def _store_lock(uri: str):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
 
 
 def locked(error: BaseException) -> bool:
