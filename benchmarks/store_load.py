@@ -14,8 +14,9 @@ artifacts, then exit. They are released at the same moment; the store is then re
 the last line says `writers N: finished F, lost L, rewritten R, slowest write S s`. With
 `--orphans K`, every writer meets K orphans to reap at once; the line before says how they ended.
 lost: runs missing or not FINISHED. rewritten: runs whose status or data differ from what their
-writer recorded, and runs no writer started. slowest write: the longest of the writers' steps
-(opening the store, starting the run, finishing it).
+writer recorded, and runs no writer started. slowest write: the longest single call of a
+writer to the open store (MLflow's busy timeout on sqlite is 20 s a call); the lines before give
+each step's times (opening the store, starting the run, finishing it).
 """
 
 import argparse
@@ -57,6 +58,27 @@ def name_of(writer: int) -> str:
     return f"writer-{writer:03d}"
 
 
+class Timed:
+    """A store's client whose calls are timed: (seconds, name) of the slowest."""
+
+    def __init__(self, client) -> None:
+        self.client, self.slowest = client, (0.0, "")
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self.client, name)
+        if not callable(attribute):
+            return attribute
+
+        def timed(*args, **kwargs):
+            started = time.monotonic()
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                self.slowest = max(self.slowest, (time.monotonic() - started, name))
+
+        return timed
+
+
 def write(writer: int, tracking, files: Path, gate, answers) -> None:
     """One writer, in a process of its own: its run's id and how long each step took."""
     from runner.recording.process import Recording
@@ -71,11 +93,12 @@ def write(writer: int, tracking, files: Path, gate, answers) -> None:
     result = JobResult(label=name_of(writer), params={}, artifact_dir=files,
                        tags=tags_of(writer), metrics=metrics_of(writer))
     gate.wait()  # every writer released at once
-    recording, seconds, run_id, error = Recording(os.getpid()), {}, None, None
+    recording, seconds, run_id, error, client = Recording(os.getpid()), {}, None, None, None
     try:
         started = time.monotonic()
-        recording.store(tracking)
+        store = recording.store(tracking)
         seconds["open"] = time.monotonic() - started
+        store.client = client = Timed(store.client)
         started = time.monotonic()
         run_id = StartRun(tracking, 1, name_of(writer), {}, None, int(time.time() * 1000)).apply(
             recording).run_id
@@ -85,7 +108,7 @@ def write(writer: int, tracking, files: Path, gate, answers) -> None:
         seconds["finish"] = time.monotonic() - started
     except Exception as failure:
         error = f"{type(failure).__name__}: {(str(failure).splitlines() or [''])[0][:200]}"
-    answers.put((writer, run_id, seconds, error))
+    answers.put((writer, run_id, seconds, error, client.slowest if client else (0.0, "")))
 
 
 def leave_orphans(count: int, tracking) -> None:
@@ -125,15 +148,12 @@ def load(uri: str, writers: int, directory: Path, artifact_location=None,
     gate.wait()
     released = time.monotonic()
     reports, running = {}, {p.sentinel: p for p in processes}
-    while running:  # each writer joined as soon as it ends: its pid is then gone, as a job's is
-        for sentinel in wait(list(running), timeout=1):
-            running.pop(sentinel).join()
+    while running or not answers.empty():
+        for sentinel in wait(list(running), timeout=1) if running else ():
+            running.pop(sentinel).join()  # as soon as it ends: its pid is gone, as a job's is
         while not answers.empty():
-            writer, run_id, seconds, error = answers.get()
-            reports[writer] = {"run_id": run_id, "seconds": seconds, "error": error}
-    while not answers.empty():
-        writer, run_id, seconds, error = answers.get()
-        reports[writer] = {"run_id": run_id, "seconds": seconds, "error": error}
+            writer, *report = answers.get()
+            reports[writer] = dict(zip(("run_id", "seconds", "error", "call"), report))
     wall = time.monotonic() - released
     said = "".join(path.read_text() for path in directory.glob("*.stderr"))
     # MLflow logs each write that met the lock (then tried again): its error, then a traceback
@@ -228,7 +248,8 @@ def main() -> None:
     errors = sorted({r["error"] for r in reports if r["error"]})
     for line in errors[:5] + counts["differences"][:5]:
         print(f"  {line}")
-    slowest = max((s for r in reports for s in r["seconds"].values()), default=0.0)
+    slowest, call = max((r["call"] for r in reports), default=(0.0, ""))
+    print(f"slowest call to the open store: {slowest:.2f} s ({call})")
     for line in loaded["said"][:5]:
         print(f"  {line}")
     print(f"all {args.writers} writers done in {loaded['wall']:.1f} s; writes that met a locked "
