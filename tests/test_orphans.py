@@ -3,10 +3,12 @@ in the order a race would interleave them, against a real sqlite store. And a wr
 locked sqlite store is tried again, not lost."""
 
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +17,21 @@ from runner.recording.requests import Tracking
 from runner.result import JobResult
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory) -> Path:
+    """A sqlite store made once (its migrations take a second or two): each test gets a copy."""
+    from mlflow import MlflowClient
+
+    database = tmp_path_factory.mktemp("migrated") / "mlflow.db"
+    MlflowClient(f"sqlite:///{database}").search_experiments(max_results=1)
+    return database
+
+
 @pytest.fixture
-def tracking(store_uri, tmp_path):
+def tracking(migrated, store_uri, tmp_path):
+    database = Path(store_uri[len("sqlite:///"):])
+    database.parent.mkdir(parents=True)
+    shutil.copyfile(migrated, database)
     return Tracking(store_uri, "rnn-shapes", str(tmp_path / "outputs" / "mlartifacts"))
 
 
