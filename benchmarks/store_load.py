@@ -6,6 +6,7 @@ every run arrive as its writer recorded it, and how long does the slowest write 
                                                                  # throwaway PostgreSQL, 4 workers
     .venv/bin/python benchmarks/store_load.py --writers 16 --uri URI        # a store that exists
     ... --orphans 8       # and 8 runs left RUNNING by a process gone before the writers start
+    ... --opened          # each writer opens the store before the release: only writes meet
 
 Each writer is a process doing what one job's recording process does, through its own code
 (`Recording`, `StartRun`, `FinishRun`): open the store, start a run without a parent (orphans
@@ -79,8 +80,9 @@ class Timed:
         return timed
 
 
-def write(writer: int, tracking, files: Path, gate, answers) -> None:
-    """One writer, in a process of its own: its run's id and how long each step took."""
+def write(writer: int, tracking, files: Path, gate, answers, opened: bool) -> None:
+    """One writer, in a process of its own: its run's id and how long each step took. `opened`:
+    the store is opened before the release, so that only the writes meet."""
     from runner.recording.process import Recording
     from runner.recording.requests import FinishRun, StartRun
     from runner.result import JobResult
@@ -92,13 +94,22 @@ def write(writer: int, tracking, files: Path, gate, answers) -> None:
         (files / file_name).write_text(text)
     result = JobResult(label=name_of(writer), params={}, artifact_dir=files,
                        tags=tags_of(writer), metrics=metrics_of(writer))
-    gate.wait()  # every writer released at once
     recording, seconds, run_id, error, client = Recording(os.getpid()), {}, None, None, None
+    released = []
+
+    def release() -> None:  # every writer released at once, also one whose open failed
+        if not released:
+            gate.wait()
+            released.append(time.monotonic())
+
     try:
+        if not opened:
+            release()
         started = time.monotonic()
         store = recording.store(tracking)
         seconds["open"] = time.monotonic() - started
         store.client = client = Timed(store.client)
+        release()
         started = time.monotonic()
         run_id = StartRun(tracking, 1, name_of(writer), {}, None, int(time.time() * 1000)).apply(
             recording).run_id
@@ -108,6 +119,7 @@ def write(writer: int, tracking, files: Path, gate, answers) -> None:
         seconds["finish"] = time.monotonic() - started
     except Exception as failure:
         error = f"{type(failure).__name__}: {(str(failure).splitlines() or [''])[0][:200]}"
+    release()
     answers.put((writer, run_id, seconds, error, client.slowest if client else (0.0, "")))
 
 
@@ -123,7 +135,7 @@ def leave_orphans(count: int, tracking) -> None:
 
 
 def load(uri: str, writers: int, directory: Path, artifact_location=None,
-         orphans: int = 0) -> dict:
+         orphans: int = 0, opened: bool = False) -> dict:
     """Run `writers` writers against the store at `uri`; what each reported, by writer."""
     from runner.recording.process import before_mlflow
 
@@ -142,7 +154,7 @@ def load(uri: str, writers: int, directory: Path, artifact_location=None,
         orphaning.join()
     gate, answers = context.Barrier(writers + 1), context.SimpleQueue()
     processes = [context.Process(target=write, args=(w, tracking, directory / name_of(w), gate,
-                                                     answers)) for w in range(writers)]
+                                                     answers, opened)) for w in range(writers)]
     for process in processes:
         process.start()
     gate.wait()
@@ -224,6 +236,8 @@ def main() -> None:
     parser.add_argument("--uri", help="a store that exists (then --store is not used)")
     parser.add_argument("--orphans", type=int, default=0,
                         help="runs left RUNNING by a gone process, for every writer to reap")
+    parser.add_argument("--opened", action="store_true",
+                        help="writers open the store before they are released: only writes meet")
     args = parser.parse_args()
     with ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="store-load-")))
@@ -238,7 +252,8 @@ def main() -> None:
 
             database = stack.enter_context(servers.postgres())
             uri = stack.enter_context(servers.mlflow_server(database, directory, workers=4)).url
-        loaded = load(uri, args.writers, directory / "writers", artifact_location, args.orphans)
+        loaded = load(uri, args.writers, directory / "writers", artifact_location, args.orphans,
+                      args.opened)
         counts = read_back(loaded["tracking"], args.writers, loaded["reports"])
     reports = loaded["reports"].values()
     for step in STEPS:
