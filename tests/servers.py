@@ -47,8 +47,9 @@ def wait_for(url: str, process: subprocess.Popen, limit: float = 120.0) -> None:
 class MlflowServer:
     """`mlflow server` over a backend store, artifacts proxied into `artifacts`; restartable."""
 
-    def __init__(self, backend_uri: str, artifacts: Path, log: Path) -> None:
+    def __init__(self, backend_uri: str, artifacts: Path, log: Path, workers: int = 1) -> None:
         self.backend_uri, self.artifacts, self.log = backend_uri, artifacts, log
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -58,7 +59,7 @@ class MlflowServer:
             self.process = subprocess.Popen(
                 [str(BIN / "mlflow"), "server", "--backend-store-uri", self.backend_uri,
                  "--artifacts-destination", str(self.artifacts), "--serve-artifacts",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)],
                 cwd=self.artifacts.parent, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         wait_for(f"{self.url}/health", self.process)
@@ -75,8 +76,8 @@ class MlflowServer:
 
 
 @contextmanager
-def mlflow_server(backend_uri: str, directory: Path):
-    server = MlflowServer(backend_uri, directory / "artifacts", directory / "server.log")
+def mlflow_server(backend_uri: str, directory: Path, workers: int = 1):
+    server = MlflowServer(backend_uri, directory / "artifacts", directory / "server.log", workers)
     server.artifacts.mkdir(parents=True, exist_ok=True)
     try:
         yield server.start()

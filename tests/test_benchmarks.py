@@ -1,5 +1,6 @@
-"""The benchmark at tiny sizes, once, so it cannot rot (figures are not asserted: noisy)."""
+"""The benchmarks at tiny sizes, once, so they cannot rot (timings are not asserted: noisy)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,16 @@ def test_benchmark_smoke_run_prints_every_pair(tmp_path):
                 "| memory:", "| timing:"):
         assert row in result.stdout
     assert (tmp_path / "results.json").exists()
+
+
+def test_store_load_on_a_fresh_sqlite_store_loses_and_rewrites_nothing(tmp_path):
+    """benchmarks/store_load.py at a small size: 8 writer processes at once, 2 orphans to reap."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "store_load.py"), "--writers", "8",
+         "--orphans", "2", "--store", "sqlite"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    *_, orphans, writers = result.stdout.splitlines()
+    assert orphans == "orphans 2: ended KILLED by a reaper 2"
+    assert re.fullmatch(r"writers 8: finished 8, lost 0, rewritten 0, slowest write \d+\.\d s",
+                        writers), result.stdout

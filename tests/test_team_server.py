@@ -1,12 +1,18 @@
 """Team tracking: `mlflow server` on a real PostgreSQL, artifacts proxied, runner pointed at it
-with MLFLOW_TRACKING_URI. The server is stopped in the middle of a sweep too."""
+with MLFLOW_TRACKING_URI. The server is stopped in the middle of a sweep too; writers record all
+at once, and reapers collide."""
 
+import os
+import re
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import servers
-from helpers import ARTIFACTS, check_children, runner_env, runs_of, start_cli
+from helpers import ARTIFACTS, ROOT, check_children, runner_env, runs_of, start_cli
 
 pytestmark = [
     pytest.mark.slow,
@@ -93,3 +99,57 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_records_nothing_twic
         if run.info.status == "KILLED":
             assert "ended without closing this run" in run.data.tags["error"]
     assert sum(r.info.status == "KILLED" for r in runs) >= 1  # the sweep's parent at least
+
+
+def test_a_reaper_that_collides_with_another_goes_on_and_its_job_creates_its_run(team_server,
+                                                                                 capsys):
+    """Another reaper's tag on the orphan, inserted but not yet committed when this reaper inserts
+    its own: PostgreSQL holds this insert until the other commits, then refuses it."""
+    import psycopg
+    from mlflow import MlflowClient
+
+    from runner.recording.orphans import REAPED_BY, owner_tags
+    from runner.recording.requests import Tracking
+    from runner.recording.store import Store
+
+    client = MlflowClient(team_server.url)
+    store = Store(Tracking(team_server.url, "rnn-shapes"), os.getpid())
+    owner = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    orphan = client.create_run(store.experiment_id, tags=owner_tags(owner.pid, owner.pid),
+                               run_name="orphan").info.run_id
+    owner.stdin.close()
+    owner.wait(timeout=30)
+    with psycopg.connect(team_server.backend_uri) as other, \
+            psycopg.connect(team_server.backend_uri, autocommit=True) as watcher, \
+            ThreadPoolExecutor(1) as job:
+        other.execute("insert into tags (key, value, run_uuid) values (%s, %s, %s)",
+                      (REAPED_BY, "another reaper", orphan))
+        started = job.submit(store.start_run, "mine", {}, None, int(time.time() * 1000))
+        deadline = time.monotonic() + 120
+        while not watcher.execute("select count(*) from pg_stat_activity where wait_event_type"
+                                  " = 'Lock' and query ilike 'insert into tags%%'").fetchone()[0]:
+            assert not started.done(), started.result()  # its insert must wait for the other's
+            assert time.monotonic() < deadline, "the reaper never inserted its tag"
+            time.sleep(0.1)
+        other.commit()
+        mine = started.result(timeout=120)
+    assert client.get_run(mine.run_id).info.status == "RUNNING"
+    run = client.get_run(orphan)
+    assert run.info.status == "RUNNING"  # left to the reaper that claimed it first
+    assert run.data.tags[REAPED_BY] == "another reaper"
+    assert "not reaped" not in capsys.readouterr().err  # a collision is expected, not reported
+
+
+def test_sixteen_writers_at_once_lose_and_rewrite_nothing(team_server, tmp_path):
+    """benchmarks/store_load.py against the server: 16 writer processes released together, each
+    also meeting the same 4 orphans to reap."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "store_load.py"), "--writers", "16",
+         "--orphans", "4", "--uri", team_server.url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    *_, orphans, writers = result.stdout.splitlines()
+    assert orphans == "orphans 4: ended KILLED by a reaper 4"
+    assert re.fullmatch(r"writers 16: finished 16, lost 0, rewritten 0, slowest write \d+\.\d s",
+                        writers), result.stdout

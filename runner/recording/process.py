@@ -17,6 +17,17 @@ import sys
 from runner.recording import requests
 
 REQUESTS = (requests.CreateParent, requests.StartRun, requests.FinishRun, requests.CloseSweep)
+# MLflow's usage telemetry, unless the user asks for it: when its background thread gives up
+# (no network, or telemetry off for this version) it deletes a variable of os.environ while a
+# request of ours reads os.environ (requests' proxy lookup): that request then fails with
+# KeyError '_MLFLOW_TELEMETRY_SESSION_ID'. It lost 2 of 64 writes under load (store_load.py).
+MLFLOW_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def before_mlflow() -> None:
+    """The environment MLflow is imported into: read once, by its import."""
+    for name, value in MLFLOW_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
 
 
 class Recording:
@@ -54,6 +65,7 @@ class Recording:
 def serve(owner: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    before_mlflow()
     from mlflow import MlflowClient  # noqa: F401  (before the first request: why this process is)
     from matplotlib.figure import Figure  # noqa: F401  (and the pictures)
 

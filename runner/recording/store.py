@@ -3,12 +3,16 @@
 Made in the recording process only (MLflow is imported there, never in the job's)."""
 
 import fcntl
-import socket
+import functools
+import os
+import random
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence
 
 from runner.recording.limits import ERROR_TAG_LIMIT, params_for_mlflow
+from runner.recording.orphans import owner_tags, reap_once
 from runner.recording.requests import JobReport, RunRef, Tracking
 from runner.recording.server import (bound_retries, connection_failed, is_server,
                                      names_the_server, refused, unreachable)
@@ -16,27 +20,20 @@ from runner.result import Failure, JobResult
 
 # The UI opens the runs table ("Model training"), not the GenAI overview, on these experiments
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+# sqlite answers "database is locked" to a write that waited past MLflow's busy timeout (20 s)
+# for another writer: such a call is tried again until this long after its first try
+LOCKED_DEADLINE_S = 120.0
 UNCLOSED = ("its job ended, but its run was never closed (its recording process or its "
             "worker died)")
 
 
-def process_started(pid: int) -> str:
-    """The process's start time in clock ticks since boot (Linux), so a reused pid is told apart."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 class Store:
-    """One experiment of one store, for the runs of one job process (`owner`): the process
-    whose death leaves them orphaned."""
+    """One experiment of one store, for the runs of one job process (`owner`), written by this
+    process: a run is orphaned once both are gone (orphans.py)."""
 
     def __init__(self, tracking: Tracking, owner: int) -> None:
         self.uri = tracking.uri
-        self.owner_tags = {"runner.host": socket.gethostname(), "runner.pid": str(owner),
-                           "runner.pid_started": process_started(owner)}
+        self.owner_tags = owner_tags(owner, os.getpid())
         bound_retries(self.uri)
         try:
             self.client, self.experiment_id = _open(tracking)
@@ -138,23 +135,9 @@ class Store:
         return self.client.get_run(child.info.run_id)
 
     def reap_orphans(self) -> list:
-        """End KILLED the runs left RUNNING by a process of this host that is gone (kill -9,
-        OOM): MLflow itself never ends them."""
-        host = self.owner_tags["runner.host"]
-        running = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"attributes.status = 'RUNNING' and tags.`runner.host` = '{host}'",
-            max_results=1000)
-        reaped = []
-        for run in running:
-            pid = int(run.data.tags.get("runner.pid", "0"))
-            if pid > 0 and process_started(pid) == run.data.tags.get("runner.pid_started"):
-                continue  # still running
-            self.client.set_tag(run.info.run_id, "error",
-                                f"process {pid} on {host} ended without closing this run")
-            self.client.set_terminated(run.info.run_id, "KILLED")
-            reaped.append(run.info.run_id)
-        return reaped
+        """End KILLED the runs of this host whose processes are gone (orphans.py): once per
+        process and store, never failing the job."""
+        return reap_once(self.client, self.uri, self.experiment_id)
 
 
 def _open(tracking: Tracking) -> tuple:
@@ -162,8 +145,10 @@ def _open(tracking: Tracking) -> tuple:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    if tracking.uri.startswith("sqlite:"):  # a second of imports: before the lock, not under it
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     with _store_lock(tracking.uri):  # a fresh sqlite store migrated by two processes breaks
-        client = MlflowClient(tracking_uri=tracking.uri)
+        client = Patient(when_unlocked(MlflowClient, tracking_uri=tracking.uri))
         client.search_experiments(max_results=1)  # the store made (migrated) here, if new
         experiment = client.get_experiment_by_name(tracking.experiment)
         if experiment is None:
@@ -195,3 +180,49 @@ def _store_lock(uri: str):
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
+
+def locked(error: BaseException) -> bool:
+    """sqlite's "database is locked" anywhere in the error's chain. MLflow 3.17 raises it as an
+    MlflowException (TEMPORARILY_UNAVAILABLE) from sqlalchemy's OperationalError, after rolling
+    the transaction back (mlflow/store/db/utils.py, make_managed_session)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if "database is locked" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def when_unlocked(call, *args, deadline_s: float = LOCKED_DEADLINE_S, **kwargs):
+    """`call(*args, **kwargs)`, tried again while the store answers "database is locked", until
+    `deadline_s` after the first try: load on a sqlite store costs time, not runs.
+
+    A second try writes nothing twice. The transaction that met the lock was rolled back, so
+    none of it is in the store (sqlite refuses a COMMIT it cannot make; it never reports a lock
+    after committing), and `create_run` is one transaction: a run is created once. A call made
+    of several transactions (`log_batch`: params, metrics, tags, each committed alone) may have
+    committed the first ones; tried again they change nothing: a param with the same value is
+    skipped, a metric with the same key, value, step and timestamp is found already there, a
+    tag is set to the value it has."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if not locked(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.05, 0.5))  # apart from the other writers that met the lock
+
+
+class Patient:
+    """An MlflowClient whose every call goes through `when_unlocked`."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        return functools.wraps(attribute)(functools.partial(when_unlocked, attribute))
