@@ -15,7 +15,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict, read_write
 
 from hydra_plugins.runner_sweeper.composing import ComposedAside
-from hydra_plugins.runner_sweeper.resuming import Plan, ResumeRefused, plan_resume, split_resume
+from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
 from runner.hydra_internals import BasicSweeper, ComposedOnce, jobs_run_here, returned
 from runner.identity import cell_key, config_sha256, grid_sha256
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
@@ -208,8 +208,7 @@ class GridSweeper(BasicSweeper):
         from runner.recording.requests import ReopenSweep
 
         print(f"resume: sweep {found.parent.run_id}: {len(plan.run)} of {len(found.grid)} cells "
-              f"to run (jobs {_numbers(job for job, _ in plan.run)}), {plan.skipped} FINISHED "
-              f"kept", flush=True)
+              f"to run (jobs {plan.jobs()}), {plan.skipped} FINISHED kept", flush=True)
         starting = None
         if plan.run and jobs_run_here(self.launcher.launcher):
             starting = _start_tensorflow_aside(self.config.verbose)
@@ -309,17 +308,6 @@ def _refused_before_any_job():
         _refuse(f"error: {error}; no job was started")
     except ResumeRefused as refusal:
         _refuse(str(refusal))
-
-
-def _numbers(numbers) -> str:
-    """`0-2, 5, 7-8`: job numbers as runs of consecutive ones."""
-    spans = []
-    for number in numbers:
-        if spans and spans[-1][1] == number - 1:
-            spans[-1][1] = number
-        else:
-            spans.append([number, number])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _hand_to_jobs(config, parent_id: str, uri: str) -> dict:

@@ -1,6 +1,7 @@
 """A sweep resumed (`resume=last` or `resume=RUN_ID`): which of its cells run again, under
 the job numbers they had, or the one line that refuses the resume. Pure Python: the store's
-answer (a SweepFound) comes from the recording process."""
+answer (a SweepFound) comes from the recording process. (Not under hydra_plugins/, whose
+modules Hydra's plugin scan runs a second time, making a second ResumeRefused class.)"""
 
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
@@ -32,6 +33,16 @@ class Plan:
     @classmethod
     def whole(cls, cells: Sequence[tuple]) -> "Plan":
         return cls(tuple(enumerate(cells)))
+
+    def jobs(self) -> str:
+        """`0-2, 5, 7-8`: the job numbers to run, as spans of consecutive ones."""
+        spans = []
+        for job, _ in self.run:
+            if spans and spans[-1][1] == job - 1:
+                spans[-1][1] = job
+            else:
+                spans.append([job, job])
+        return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
     def groups(self, max_batch_size: Optional[int] = None) -> list:
         """[(first job number, [cell, ...])]: one launch a run of consecutive job numbers, as a
