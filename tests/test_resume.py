@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from helpers import run_script, runs_of, start_cli
+from helpers import ROOT, run_script, runs_of, start_cli
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
 from runner.identity import cell_key, config_sha256
 from runner.recording.requests import Attempt, RunRef, SweepFound
@@ -184,3 +184,33 @@ def test_a_stopped_sweep_resumes_only_its_missing_cells(tmp_path, client, run_cl
     assert last.stderr == ("resume: no earlier sweep of this grid in experiment rnn-shapes; "
                            "run it without resume first\n")
     assert len(runs_of(client)) == 6 and client.get_run(parent_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_changed_stack_runs_again_under_its_own_job_numbers(tmp_path, client, run_cli):
+    """The same grid over a model file that changed since: the cells of that stack run again
+    (two launches, jobs 0 and 2), the others are kept."""
+    stack = tmp_path / "my_models" / "model" / "my_stack.yaml"
+    stack.parent.mkdir(parents=True)
+    stack.write_text((ROOT / "docs" / "my_stack.yaml").read_text())
+    grid = [f"--config-dir={stack.parent.parent}", "-m", "data.timesteps=30,40",
+            "model=my_stack,gru"]
+    assert run_cli(*grid).returncode == 0
+    before = {run.info.run_id for run in runs_of(client)}
+    stack.write_text(stack.read_text().replace("units: 8", "units: 5"))
+    result = run_cli(*grid, "resume=last")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [parent] = [run for run in runs_of(client) if "mlflow.parentRunId" not in run.data.tags]
+    assert result.stdout.splitlines()[0] == (
+        f"resume: sweep {parent.info.run_id}: 2 of 4 cells to run (jobs 0, 2), 2 FINISHED kept")
+    children = [run for run in runs_of(client) if run.info.run_id != parent.info.run_id]
+    new = {run.data.tags["job.num"]: run for run in children if run.info.run_id not in before}
+    assert sorted(new) == ["0", "2"]
+    assert {run.data.params["model.units"] for run in new.values()} == {"5"}
+    superseded = [run for run in children if "superseded_by" in run.data.tags]
+    assert sorted(run.data.tags["superseded_by"] for run in superseded) == sorted(
+        run.info.run_id for run in new.values())
+    jobs = sorted(sorted(path.name for path in sweep.iterdir() if path.is_dir())
+                  for sweep in (tmp_path / "outputs" / "multirun").glob("*/*"))
+    assert jobs == [["0", "1", "2", "3"], ["0", "2"]]  # Hydra numbered them as before
+    assert client.get_run(parent.info.run_id).data.tags["jobs.total"] == "4"
