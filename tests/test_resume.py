@@ -214,3 +214,34 @@ def test_a_changed_stack_runs_again_under_its_own_job_numbers(tmp_path, client, 
                   for sweep in (tmp_path / "outputs" / "multirun").glob("*/*"))
     assert jobs == [["0", "1", "2", "3"], ["0", "2"]]  # Hydra numbered them as before
     assert client.get_run(parent.info.run_id).data.tags["jobs.total"] == "4"
+
+
+def test_the_store_finds_a_sweep_by_its_grid_and_says_whose_it_is(store_uri, tmp_path):
+    import os
+    import socket
+
+    from runner.identity import grid_sha256
+    from runner.recording.requests import Tracking
+    from runner.recording.sweeps import GRID, SweepStore
+
+    store = SweepStore(Tracking(store_uri, "rnn-shapes", str(tmp_path / "art")), os.getpid())
+    cells = [(f"model.units={n}", f"seed={n}") for n in range(400)]
+    grid = tuple(cell_key(cell) for cell in cells)  # past a tag's limit: kept as an artifact
+    parent = store.create_sweep("a long sweep", {"sweep.dir": str(tmp_path)}, grid)
+    sweep = store.find_sweep("last", grid_sha256(grid))
+    assert sweep.parent == parent and sweep.grid == grid and sweep.status == "RUNNING"
+    assert GRID not in store.client.get_run(parent.run_id).data.tags
+    assert sweep.owner == f"process {os.getpid()} on {socket.gethostname()}"
+    assert sweep.owner_alive is True and sweep.attempts == {}
+    digests = {key: "d" for key in grid}
+    with pytest.raises(ResumeRefused, match=f"still running in process {os.getpid()} on "):
+        plan_resume(sweep, cells, digests, "rnn-shapes", "last")
+    assert store.find_sweep("last", grid_sha256(grid[:-1])) is None
+    assert store.find_sweep("0" * 32, "") is None
+    store.client.set_terminated(parent.run_id, "KILLED")
+    sweep = store.find_sweep(parent.run_id, "")
+    assert len(plan_resume(sweep, cells, digests, "rnn-shapes", parent.run_id).run) == 400
+    store.reopen_sweep(parent.run_id, 0, 400, 1)
+    reopened = store.client.get_run(parent.run_id)
+    assert reopened.info.status == "RUNNING"
+    assert (reopened.data.tags["jobs.ran"], reopened.data.tags["sweep.resumes"]) == ("400", "1")
