@@ -13,7 +13,7 @@ START = 1_700_000_000_000  # runs start a second apart, in the order they are ma
 
 
 @pytest.fixture
-def store(store_uri, tmp_path):
+def store(made_store, store_uri, tmp_path):
     from runner.recording.sweeps import SweepStore
 
     return SweepStore(Tracking(store_uri, "rnn-shapes", str(tmp_path / "mlartifacts")),

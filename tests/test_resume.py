@@ -216,7 +216,7 @@ def test_a_changed_stack_runs_again_under_its_own_job_numbers(tmp_path, client, 
     assert client.get_run(parent.info.run_id).data.tags["jobs.total"] == "4"
 
 
-def test_the_store_finds_a_sweep_by_its_grid_and_says_whose_it_is(store_uri, tmp_path):
+def test_the_store_finds_a_sweep_by_its_grid_and_says_whose_it_is(made_store, tmp_path):
     import os
     import socket
 
@@ -224,7 +224,7 @@ def test_the_store_finds_a_sweep_by_its_grid_and_says_whose_it_is(store_uri, tmp
     from runner.recording.requests import Tracking
     from runner.recording.sweeps import GRID, SweepStore
 
-    store = SweepStore(Tracking(store_uri, "rnn-shapes", str(tmp_path / "art")), os.getpid())
+    store = SweepStore(Tracking(made_store, "rnn-shapes", str(tmp_path / "art")), os.getpid())
     cells = [(f"model.units={n}", f"seed={n}") for n in range(400)]
     grid = tuple(cell_key(cell) for cell in cells)  # past a tag's limit: kept as an artifact
     parent = store.create_sweep("a long sweep", {"sweep.dir": str(tmp_path)}, grid)
