@@ -108,7 +108,9 @@ def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
 class GridSweeper(BasicSweeper):
     """Every cell is composed and checked before any run exists (one error lists every bad
     cell); then the parent run is created, the jobs are launched by whichever launcher is
-    configured, and the parent is closed with the summary of all jobs, even when some failed."""
+    configured, and the parent is closed with the summary of all jobs, even when some failed.
+    Resumed (`resume=`), it asks the store before TensorFlow is imported, reopens the parent,
+    and launches only the cells not FINISHED with the same config, under their job numbers."""
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         # `${hydra:runtime.cwd}` in the sweep's config (its directory, a launcher's folder)
