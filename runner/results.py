@@ -10,7 +10,6 @@ import os
 import re
 import sys
 import typing
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
