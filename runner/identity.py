@@ -7,6 +7,8 @@ import hashlib
 import json
 from typing import Iterable, Sequence
 
+from runner.vocabulary import spell_overrides
+
 RESUME = "resume"  # the knob that resumes a sweep: never part of a cell's identity
 
 # Not what a job computes: `hydra` is where its files go; `resume` how it was started; and
@@ -30,8 +32,10 @@ def is_resume(override: str) -> bool:
 
 
 def cell_key(overrides: Sequence[str]) -> str:
-    """A cell as its overrides spell it, in any order they were typed: `model=lstm seed=1`."""
-    return " ".join(sorted(override for override in overrides if not is_resume(override)))
+    """A cell as its overrides spell it, in any order they were typed, booleans as everywhere
+    else (Hydra hands a swept `false` on as `False`): `model=lstm return_sequences=false`."""
+    return " ".join(sorted(spell_overrides(override) for override in overrides
+                           if not is_resume(override)))
 
 
 def grid_sha256(cells: Iterable[str]) -> str:

@@ -129,6 +129,21 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
         if child.info.run_id not in {c.info.run_id for c in current.values()}:
             job = child.data.tags["job.num"]
             assert child.data.tags["superseded_by"] == current[job].info.run_id
+    # again: nothing left to run; another grid: refused
+    total = len(runs_of(client))
+    again = start_cli(tmp_path, "-m", *GRID, "resume=last", env=env)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-3000:]
+    assert out.splitlines()[0] == (f"resume: every cell of sweep {parent.info.run_id} FINISHED "
+                                   f"with the same config; nothing to run")
+    other = start_cli(tmp_path, "-m", *GRID[:-1], "return_sequences=true",
+                      f"resume={parent.info.run_id}", env=env)
+    out, err = other.communicate(timeout=300)
+    assert other.returncode == 1
+    assert err.startswith(f"resume: this grid is not the grid of sweep {parent.info.run_id}: "
+                          f"missing 'model=bilstm return_sequences=false', ")
+    assert err.count("\n") == 1
+    assert len(runs_of(client)) == total  # neither made a run
 
 
 def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, alice, run_cli,
