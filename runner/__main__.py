@@ -51,6 +51,11 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
         _leave_no_files(hydra_cfg)
         print(error, file=sys.stderr)  # one line, starting with the key
         sys.exit(1)
+    if cfg.resume is not None and not multirun:  # a sweep's jobs never see it (runner_sweeper)
+        _leave_no_files(hydra_cfg)
+        print(f"resume: only a sweep resumes; add -m: python -m runner -m ... "
+              f"resume={cfg.resume}", file=sys.stderr)
+        sys.exit(1)
     from runner.job import RunIdentity, run_job
     from runner.recording.requests import PARENT_RUN_ENV
     from runner.vocabulary import spell_overrides

@@ -11,6 +11,8 @@ runs, every number is checked against a NumPy reference, every run is recorded i
   python -m runner [model=STACK] [KEY=VALUE ...]     one run
   python -m runner -m KEY=A,B [KEY=C,D ...]          a sweep: one run per combination
   python -m runner mode=explain [-m] ...             shapes and parameter counts only
+  python -m runner -m ... resume=last                the same sweep: only its cells not FINISHED
+  python -m runner.results [--pivot ROW COL]         the last sweep as a table
 
 Examples:
   python -m runner model=bilstm return_sequences=true

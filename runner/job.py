@@ -12,6 +12,7 @@ from typing import Optional
 
 from runner.console import start_tensorflow, tensorflow_logs_read
 from runner.experiment import run_experiment
+from runner.identity import config_sha256
 from runner.recording.client import recorder
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
 from runner.result import Failure, JobResult
@@ -67,8 +68,8 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
     with interruptible():  # from here a signal is kept, and ends the run KILLED
         recording = recorder()
         key = recording.new_key()
-        started = recording.submit(StartRun(tracking, key, identity.name,
-                                            {"job.num": str(identity.job_num)},
+        tags = {"job.num": str(identity.job_num), "config.sha256": config_sha256(spec.config)}
+        started = recording.submit(StartRun(tracking, key, identity.name, tags,
                                             identity.parent_id, _now_ms()))
         result = None
         try:

@@ -9,7 +9,8 @@ from urllib.parse import quote, urlencode
 from runner.shapes import StackPlan, describe, format_shape
 
 
-def _table(header: list, rows: list) -> str:
+def text_table(header: list, rows: list) -> str:
+    """Columns padded to their widest cell, a rule under the header."""
     cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
@@ -38,7 +39,27 @@ def summary_table(rows: list) -> str:
             f"{err:.1e}" if err != "" else "-", *speed,
             row["status"] + (f" ({row['error']})" if row["error"] else ""), row["seconds"],
         ])
-    return _table(header, body)
+    return text_table(header, body)
+
+
+def summary_text(rows: list) -> str:
+    """The sweep's table; when its seeds vary, then each cell's metrics over its seeds."""
+    from runner.recording.summary import SEED_METRICS, over_seeds
+
+    stats = over_seeds(rows)
+    if not stats:
+        return summary_table(rows)
+    body = [[entry["cell"], entry["seeds"],
+             *(_mean_std(*entry[metric]) for metric in SEED_METRICS)] for entry in stats]
+    return "\n".join([summary_table(rows), "",
+                      "over seeds: mean ± standard deviation of each cell's FINISHED runs",
+                      text_table(["cell", "seeds", *SEED_METRICS], body)])
+
+
+def _mean_std(mean, std) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.3g}" + (f" ± {std:.2g}" if std is not None else "")
 
 
 def explain_table(label: str, plan: StackPlan) -> str:
@@ -59,7 +80,7 @@ def explain_table(label: str, plan: StackPlan) -> str:
                         for k, v in plan.outputs.items())
     return "\n".join([
         label,
-        _table(header, rows),
+        text_table(header, rows),
         f"total params: {plan.param_count}",
         f"outputs: {outputs}",
     ])

@@ -84,6 +84,7 @@ class RunnerSchema:
     reference_rows: int = 16  # batch rows the NumPy reference recomputes; 0: every row
     gpu_memory_growth: bool = True  # TensorFlow takes GPU memory as needed, not all at once
     verbose: bool = False  # the libraries' own logs too
+    resume: Optional[str] = None  # a sweep's `last`, or its parent's run id (runner_sweeper)
 
 
 def register_schema() -> None:

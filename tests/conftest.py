@@ -75,3 +75,24 @@ class _LazyClient:
 @pytest.fixture
 def client(store_uri):
     return _LazyClient(store_uri)
+
+
+@pytest.fixture(scope="session")
+def _empty_store(tmp_path_factory):
+    """An empty sqlite store, made (migrated: about 2 s) once a session."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def made_store(_empty_store, tmp_path, store_uri):
+    """The project's default store under tmp_path, there already (a copy of an empty one): for
+    a test that opens it in-process, never for the CLI's first use of a fresh store."""
+    import shutil
+
+    (tmp_path / "outputs").mkdir()
+    shutil.copyfile(_empty_store, tmp_path / "outputs" / "mlflow.db")
+    return store_uri

@@ -75,6 +75,60 @@ class MlflowServer:
                 self.process.wait()
 
 
+class TeamServer(MlflowServer):
+    """`mlflow server --app-name basic-auth`, as docs/team-server.md sets it up: MLflow's own
+    logins, READ for every user by default; the admin's password made here and given by the
+    environment (it is in no file), users in a sqlite file beside the server's log."""
+
+    def __init__(self, backend_uri: str, artifacts: Path, log: Path) -> None:
+        super().__init__(backend_uri, artifacts, log)
+        self.admin = ("admin", secrets.token_urlsafe(16))
+        self.secret_key = secrets.token_hex(16)
+
+    def start(self) -> "TeamServer":
+        config = self.log.parent / "auth.ini"
+        config.write_text(f"[mlflow]\ndefault_permission = READ\n"
+                          f"database_uri = sqlite:///{self.log.parent / 'auth.db'}\n"
+                          f"admin_username = {self.admin[0]}\nauth_cache_ttl_seconds = 60\n")
+        env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(config),
+               "MLFLOW_AUTH_ADMIN_PASSWORD": self.admin[1],
+               "MLFLOW_FLASK_SERVER_SECRET_KEY": self.secret_key}
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "mlflow"), "server", "--app-name", "basic-auth",
+                 "--backend-store-uri", self.backend_uri,
+                 "--artifacts-destination", str(self.artifacts), "--serve-artifacts",
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                cwd=self.artifacts.parent, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=env)
+        wait_for(f"{self.url}/health", self.process)
+        return self
+
+    def create_user(self, name: str) -> dict:
+        """A new user, as the admin makes one; returns the client's environment for it."""
+        import base64
+        import json
+
+        password = secrets.token_urlsafe(16)
+        request = urllib.request.Request(
+            f"{self.url}/api/2.0/mlflow/users/create", method="POST",
+            data=json.dumps({"username": name, "password": password}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": "Basic " +
+                     base64.b64encode(":".join(self.admin).encode()).decode()})
+        urllib.request.urlopen(request, timeout=30).close()
+        return {"MLFLOW_TRACKING_USERNAME": name, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+@contextmanager
+def team_server(backend_uri: str, directory: Path):
+    server = TeamServer(backend_uri, directory / "artifacts", directory / "server.log")
+    server.artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 @contextmanager
 def mlflow_server(backend_uri: str, directory: Path, workers: int = 1):
     server = MlflowServer(backend_uri, directory / "artifacts", directory / "server.log", workers)

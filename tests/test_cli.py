@@ -13,7 +13,10 @@ ARTIFACTS = ["config.yaml", "device.json", "model_summary.txt", "output_over_tim
              "predictions.npz", "shapes.json"]
 
 
-def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
+def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path, make_cfg):
+    from runner.identity import config_sha256
+    from runner.validate import validate
+
     result = run_cli("model=bilstm", "return_sequences=true")
     assert result.returncode == 0, result.stderr
     [run] = runs_of(client)
@@ -39,6 +42,9 @@ def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path):
     assert all(tags[t] for t in DEVICE_TAGS)
     assert tags["tensorflow.version"] == "2.21.0"
     assert "mlflow.parentRunId" not in tags
+    # its config's digest, as any process computes it (a resumed sweep compares them)
+    config = validate(make_cfg("model=bilstm", "return_sequences=true")).config
+    assert tags["config.sha256"] == config_sha256(config)
 
     # every leaf of the resolved config, flattened, plus the config-group choices
     assert params["model"] == "bilstm" and params["data"] == "default"

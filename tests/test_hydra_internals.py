@@ -16,6 +16,15 @@ def test_the_basic_sweeper_still_has_what_the_grid_sweeper_builds_on():
         assert callable(getattr(sweeper, name)), name
     assert list(inspect.signature(sweeper.setup).parameters) == [
         "self", "hydra_context", "task_function", "config"]
+    assert sweeper(max_batch_size=2).max_batch_size == 2  # the grid sweeper launches by itself
+
+
+def test_a_launcher_numbers_its_jobs_from_the_first_it_is_given():
+    """A resumed sweep launches each run of consecutive cells with its own first job number."""
+    from hydra.plugins.launcher import Launcher
+
+    assert list(inspect.signature(Launcher.launch).parameters) == [
+        "self", "job_overrides", "initial_job_idx"]
 
 
 def test_the_basic_launcher_is_known_as_the_one_that_runs_jobs_here():

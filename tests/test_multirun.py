@@ -1,10 +1,12 @@
 """Sweeps: one parent per multirun, a child per cell, a summary; failures lose nothing."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from helpers import parent_and_children, run_script, runs_of
+from helpers import parent_and_children, run_script, runner_env, runs_of
 
 SEED_TABLE = {
     "model=simple_rnn,return_sequences=false": "(4, 3)",
@@ -69,6 +71,20 @@ def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
     assert all(child.info.run_id in lines[20] for child in children)
     assert lines[20].startswith("  compare: http://127.0.0.1:5000/#/compare-runs?runs=")
     assert "\033[" not in result.stdout
+
+    # read back as the notebook's own table: stacks down, return_sequences across
+    table = subprocess.run([sys.executable, "-m", "runner.results", "--pivot", "model",
+                            "return_sequences"], cwd=tmp_path, env=runner_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines() == [
+        f"sweep {parent.info.run_id} (sweep=seed): FINISHED, 8 cells",
+        "model        return_sequences=false  return_sequences=true",
+        "-----------  ----------------------  ---------------------",
+        "simple_rnn   (4, 3)                  (4, 30, 3)",
+        "lstm         (4, 3)                  (4, 30, 3)",
+        "bilstm       (4, 6)                  (4, 30, 6)",
+        "lambda_lstm  (4, 1)                  (4, 30, 1)"]
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ from runner.result import Failure, JobResult
 
 
 @pytest.fixture
-def tracking(store_uri, tmp_path):
-    return Tracking(store_uri, "rnn-shapes", str(tmp_path / "outputs" / "mlartifacts"))
+def tracking(made_store, tmp_path):
+    return Tracking(made_store, "rnn-shapes", str(tmp_path / "outputs" / "mlartifacts"))
 
 
 def _now() -> int:

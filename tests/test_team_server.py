@@ -1,6 +1,7 @@
-"""Team tracking: `mlflow server` on a real PostgreSQL, artifacts proxied, runner pointed at it
-with MLFLOW_TRACKING_URI. The server is stopped in the middle of a sweep too; writers record all
-at once, and reapers collide."""
+"""Team tracking: `mlflow server` with MLflow's logins (basic-auth) on a real PostgreSQL,
+artifacts proxied, runner pointed at it with MLFLOW_TRACKING_URI and a user's credentials in
+MLflow's own variables. The server is stopped in the middle of a sweep, which is then resumed;
+refused logins start nothing; writers record all at once, and reapers collide."""
 
 import os
 import re
@@ -23,16 +24,25 @@ pytestmark = [
 
 @pytest.fixture
 def team_server(tmp_path):
-    with servers.postgres() as database, servers.mlflow_server(database, tmp_path) as server:
+    with servers.postgres() as database, servers.team_server(database, tmp_path) as server:
         yield server
 
 
-def test_sixteen_jobs_on_four_workers_reach_the_team_server(team_server, run_cli, tmp_path):
+@pytest.fixture
+def alice(team_server, monkeypatch):
+    """A user of the team server: the environment of her shell (this test's own client too)."""
+    login = team_server.create_user("alice")
+    for name, value in login.items():
+        monkeypatch.setenv(name, value)
+    return {"MLFLOW_TRACKING_URI": team_server.url, **login}
+
+
+def test_sixteen_jobs_on_four_workers_reach_the_team_server(team_server, alice, run_cli, tmp_path):
     from mlflow import MlflowClient
 
     result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
                      "model=simple_rnn,lstm,gru,bilstm", "return_sequences=false,true", "seed=0,1",
-                     env={"MLFLOW_TRACKING_URI": team_server.url})
+                     env=alice)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(team_server.url)
     parent, children = check_children(client, 16)
@@ -45,14 +55,17 @@ def test_sixteen_jobs_on_four_workers_reach_the_team_server(team_server, run_cli
             / "summary.json").is_file()
 
 
-def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_records_nothing_twice(
-        team_server, tmp_path):
+GRID = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=simple_rnn,lstm,gru,bilstm",
+        "return_sequences=false,true"]
+
+
+def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
+        team_server, alice, tmp_path):
     from mlflow import MlflowClient
 
     client = MlflowClient(team_server.url)
-    env = runner_env(MLFLOW_TRACKING_URI=team_server.url)
-    sweep = start_cli(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                      "model=simple_rnn,lstm,gru,bilstm", "return_sequences=false,true", env=env)
+    env = runner_env(**alice)
+    sweep = start_cli(tmp_path, "-m", *GRID, env=env)
     try:
         finished = []
         while len(finished) < 2:  # then the server goes away, with six jobs still to run
@@ -100,9 +113,89 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_records_nothing_twic
             assert "ended without closing this run" in run.data.tags["error"]
     assert sum(r.info.status == "KILLED" for r in runs) >= 1  # the sweep's parent at least
 
+    # resumed: what did not finish runs again under the same parent, on joblib's workers
+    [parent] = [r for r in runs if "sweep.dir" in r.data.tags]
+    kept = {c.data.tags["job.num"]: c.info.run_id for c in done}
+    resumed = start_cli(tmp_path, "-m", *GRID, "resume=last", env=env)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    assert out.splitlines()[0].startswith(
+        f"resume: sweep {parent.info.run_id}: {8 - len(kept)} of 8 cells to run (jobs ")
+    parent = client.get_run(parent.info.run_id)
+    assert parent.info.status == "FINISHED"
+    assert (parent.data.tags["jobs.total"], parent.data.tags["jobs.skipped"]) == ("8", str(len(kept)))
+    children = [r for r in runs_of(client) if r.data.tags.get("mlflow.parentRunId")
+                == parent.info.run_id]
+    current = {c.data.tags["job.num"]: c for c in children if "superseded_by" not in c.data.tags}
+    assert sorted(current) == [str(job) for job in range(8)]
+    assert {c.info.status for c in current.values()} == {"FINISHED"}
+    assert all(current[job].info.run_id == run_id for job, run_id in kept.items())
+    for child in children:
+        if child.info.run_id not in {c.info.run_id for c in current.values()}:
+            job = child.data.tags["job.num"]
+            assert child.data.tags["superseded_by"] == current[job].info.run_id
+    # again: nothing left to run; another grid: refused
+    total = len(runs_of(client))
+    again = start_cli(tmp_path, "-m", *GRID, "resume=last", env=env)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err[-3000:]
+    assert out.splitlines()[0] == (f"resume: every cell of sweep {parent.info.run_id} FINISHED "
+                                   f"with the same config; nothing to run")
+    other = start_cli(tmp_path, "-m", *GRID[:-1], "return_sequences=true",
+                      f"resume={parent.info.run_id}", env=env)
+    out, err = other.communicate(timeout=300)
+    assert other.returncode == 1
+    assert err.startswith(f"resume: this grid is not the grid of sweep {parent.info.run_id}: "
+                          f"missing 'model=bilstm return_sequences=false', ")
+    assert err.count("\n") == 1
+    assert len(runs_of(client)) == total  # neither made a run
 
-def test_a_reaper_that_collides_with_another_goes_on_and_its_job_creates_its_run(team_server,
-                                                                                 capsys):
+
+def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, alice, run_cli,
+                                                                 tmp_path):
+    """With credentials a sweep is recorded, and no credential is; without, with a wrong
+    password, or as a user who may only read: one line, no job, no run."""
+    from mlflow import MlflowClient
+
+    sweep = ["-m", "model=simple_rnn,gru"]
+    result = run_cli(*sweep, env=alice)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(team_server.url)
+    parent, children = check_children(client, 2, models=("simple_rnn", "gru"))
+    password = alice["MLFLOW_TRACKING_PASSWORD"]
+    for run in (parent, *children):
+        recorded = [*run.data.params.values(), *run.data.tags.values()]
+        assert not any(password in value for value in recorded)
+    local = client.download_artifacts(children[0].info.run_id, "config.yaml", str(tmp_path / "c"))
+    assert password not in open(local).read()
+    assert password not in result.stdout + result.stderr
+
+    url, bob = team_server.url, team_server.create_user("bob")  # READ, by the server's default
+    refusals = {
+        "no credentials": ({"MLFLOW_TRACKING_URI": url},
+                           f"error: tracking server {url} refused a login without credentials "
+                           f"(HTTP 401): set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD; "
+                           f"no job was started\n"),
+        "a wrong password": ({**alice, "MLFLOW_TRACKING_PASSWORD": "not-" + password},
+                             f"error: tracking server {url} refused the login of user alice "
+                             f"(HTTP 401): set MLFLOW_TRACKING_USERNAME and "
+                             f"MLFLOW_TRACKING_PASSWORD; no job was started\n"),
+        "a reader": ({"MLFLOW_TRACKING_URI": url, **bob},
+                     f"error: tracking server {url}: user bob may not write to experiment "
+                     f"rnn-shapes (HTTP 403); its owner or an admin of the server can grant EDIT; "
+                     f"no job was started\n"),
+    }
+    for case, (env, line) in refusals.items():
+        started = time.monotonic()
+        refused = run_cli(*sweep, env=env, timeout=60)
+        print(f"{case}: refused in {time.monotonic() - started:.1f} s")
+        assert (refused.returncode, refused.stderr, refused.stdout) == (1, line, ""), case
+        assert env.get("MLFLOW_TRACKING_PASSWORD", "-") not in refused.stderr
+    assert len(runs_of(client)) == 3  # the first sweep's, and nothing from the refused ones
+    assert len(list((tmp_path / "outputs").glob("multirun/*/*/[0-9]"))) == 2  # its jobs only
+
+def test_a_reaper_that_collides_with_another_goes_on_and_its_job_creates_its_run(
+        team_server, alice, capsys):
     """Another reaper's tag on the orphan, inserted but not yet committed when this reaper inserts
     its own: PostgreSQL holds this insert until the other commits, then refuses it."""
     import psycopg
@@ -141,7 +234,7 @@ def test_a_reaper_that_collides_with_another_goes_on_and_its_job_creates_its_run
     assert "not reaped" not in capsys.readouterr().err  # a collision is expected, not reported
 
 
-def test_sixteen_writers_at_once_lose_and_rewrite_nothing(team_server, tmp_path):
+def test_sixteen_writers_at_once_lose_and_rewrite_nothing(team_server, alice, tmp_path):
     """benchmarks/store_load.py against the server: 16 writer processes released together, each
     also meeting the same 4 orphans to reap."""
     result = subprocess.run(

@@ -2,7 +2,7 @@
 
 The child is forked before TensorFlow is imported here, so it shares Hydra's state as it is
 (config loader, search path, the sweep's config) and imports nothing; it sends back each cell's
-composed config or why it is invalid, and exits."""
+composed config and what `check` returned of it, or why it is invalid, and exits."""
 
 import os
 import pickle
@@ -13,23 +13,23 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 
-def compose_and_check(loader, master_config, cell: Sequence[str], check: Callable):
-    """One cell's job config, composed as the launcher would, then checked by `check`."""
+def compose_and_check(loader, master_config, cell: Sequence[str], check: Callable) -> tuple:
+    """One cell's job config, composed as the launcher would, and what `check` returns of it
+    (the job's config as the job sees it, without `hydra`)."""
     config = loader.load_sweep_config(master_config=master_config, sweep_overrides=list(cell))
     HydraConfig.instance().set_config(config)  # `${hydra:...}` resolves as in the job
-    check(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
-    return config
+    return config, check(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
 
 
 def _outcomes(loader, master_config, cells: List[tuple], check: Callable) -> list:
-    """(cell, config, None) or (cell, None, why it is invalid), for every cell."""
+    """(cell, config, checked, None) or (cell, None, None, why it is invalid), for every cell."""
     outcomes = []
     for cell in cells:
         try:
-            outcomes.append((cell, compose_and_check(loader, master_config, cell, check), None))
+            outcomes.append((cell, *compose_and_check(loader, master_config, cell, check), None))
         except Exception as error:  # every composition or validation error, whatever its kind
             reasons = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
-            outcomes.append((cell, None, " ".join(" ".join(reasons).split())))
+            outcomes.append((cell, None, None, " ".join(" ".join(reasons).split())))
     return outcomes
 
 
@@ -59,7 +59,8 @@ class ComposedAside:
         self._pipe = os.fdopen(reading, "rb")
 
     def result(self) -> list:
-        """(cell, config, None) or (cell, None, reason) for every cell, in grid order."""
+        """(cell, config, checked, None) or (cell, None, None, reason) for every cell, in grid
+        order."""
         if self._outcomes is None:
             try:
                 self._outcomes = pickle.load(self._pipe)

@@ -5,6 +5,7 @@ import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, List
 
@@ -14,8 +15,9 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf, open_dict, read_write
 
 from hydra_plugins.runner_sweeper.composing import ComposedAside
-from runner.hydra_internals import (BasicSweeper, ComposedOnce,
-                                                          jobs_run_here, returned)
+from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
+from runner.hydra_internals import BasicSweeper, ComposedOnce, jobs_run_here, returned
+from runner.identity import cell_key, config_sha256, grid_sha256
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
 
@@ -107,7 +109,9 @@ def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
 class GridSweeper(BasicSweeper):
     """Every cell is composed and checked before any run exists (one error lists every bad
     cell); then the parent run is created, the jobs are launched by whichever launcher is
-    configured, and the parent is closed with the summary of all jobs, even when some failed."""
+    configured, and the parent is closed with the summary of all jobs, even when some failed.
+    Resumed (`resume=`), it asks the store before TensorFlow is imported, reopens the parent,
+    and launches only the cells not FINISHED with the same config, under their job numbers."""
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         # `${hydra:runtime.cwd}` in the sweep's config (its directory, a launcher's folder)
@@ -123,66 +127,118 @@ class GridSweeper(BasicSweeper):
         from runner.console import quiet_libraries
 
         quiet_libraries(self.config.verbose)
-        cells = self._cells(arguments)
+        try:
+            resume, cells = split_resume(self._cells(arguments))
+        except ResumeRefused as refusal:
+            _refuse(str(refusal))
         loader = self.hydra_context.config_loader
-        checking = ComposedAside(loader, self.config, cells, validate)  # before any thread
-        from runner.recording.client import RecorderGone, recorder
-        from runner.recording.requests import CreateParent, Tracking
-        from runner.recording.server import StoreUnreachable
+        checking = ComposedAside(loader, self.config, cells, _config_digest)  # before any thread
+        from runner.recording.client import recorder
+        from runner.recording.requests import FindSweep, Tracking
 
         recording = recorder()  # MLflow's import, over there, while the cells are composed
-        starting = None
-        if jobs_run_here(self.launcher.launcher):
+        tracking = Tracking.from_config(
+            OmegaConf.to_container(self.config.tracking, resolve=True))
+        grid = tuple(cell_key(cell) for cell in cells)
+        starting = finding = None
+        if resume is not None:  # the store first: TensorFlow only once a cell is known to run
+            finding = recording.submit(FindSweep(tracking, resume, grid_sha256(grid)))
+        elif jobs_run_here(self.launcher.launcher):
             starting = _start_tensorflow_aside(self.config.verbose)  # and TensorFlow's, here
         outcomes = checking.result()
-        failures = [f"  {' '.join(cell)}: {reason}" for cell, _, reason in outcomes if reason]
+        failures = [f"  {' '.join(cell)}: {reason}" for cell, _, _, reason in outcomes if reason]
         if failures:
             print(f"{len(failures)} of {len(cells)} cells are invalid; no job was started:\n"
                   + "\n".join(failures), file=sys.stderr)
             sys.exit(1)
-        tracking = Tracking.from_config(
-            OmegaConf.to_container(self.config.tracking, resolve=True))
-        name = " ".join(self.config.hydra.overrides.task) or "multirun"
-        try:
-            parent = recording.submit(CreateParent(tracking, name, {
-                "sweep.dir": self.config.hydra.sweep.dir, "sweep.overrides": name})).result()
-        except (StoreUnreachable, RecorderGone) as error:
-            print(f"error: {error}; no job was started", file=sys.stderr)
-            sys.exit(1)
+        with _refused_before_any_job():
+            if finding is None:
+                parent, plan, earlier = self._create_parent(tracking, grid), Plan.whole(cells), ()
+            else:
+                digests = {cell_key(cell): digest for cell, _, digest, _ in outcomes}
+                found = finding.result()
+                plan = plan_resume(found, cells, digests, tracking.experiment, resume)
+                if not plan.run and found.status == "FINISHED":
+                    print(f"resume: every cell of sweep {found.parent.run_id} FINISHED with the "
+                          f"same config; nothing to run", flush=True)
+                    self._print_rows(tracking, found.parent, found.rows)
+                    return []
+                parent, earlier = found.parent, found.runs
+                starting = self._reopen(tracking, found, plan)
         parent_id = parent.run_id
         env = _hand_to_jobs(self.config, parent_id, tracking.uri)
         self.hydra_context.config_loader = ComposedOnce(
-            loader, {cell: config for cell, config, _ in outcomes}, env)
+            loader, {cell: config for cell, config, _, _ in outcomes}, env)
         if starting is not None:
             starting.join()  # its start-up lines are read before the first job writes any
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        self.task.total, self.task.started = len(cells), time.time()
+        self.task.total, self.task.started = len(plan.run), time.time()
         self.task.counter = sweep_dir / ".jobs_done"
-        interrupted = None
+        interrupted, returns = None, []
         with interruptible():  # a signal cuts the jobs short, never the closing of the parent
             try:
                 with signals_raise():
-                    returns = super().sweep(arguments)
+                    returns = self._launch(plan.groups(self.max_batch_size))
             except Interrupted as error:
                 interrupted = error
             finally:
                 interrupted = interrupted or signal_received()
-                rows = self._close_parent(tracking, parent_id, interrupted)
+                rows = self._close_parent(tracking, parent_id, interrupted, earlier)
         if interrupted is not None:
             raise interrupted
-        from runner.report import recorded_lines, summary_table
-
-        print(summary_table(rows), flush=True)
-        children = [row["run_id"] for row in rows if row["run_id"]]
-        print("\n".join(recorded_lines(tracking.uri, tracking.experiment, parent, children)),
-              flush=True)
+        self._print_rows(tracking, parent, rows)
         (sweep_dir / ".jobs_done").unlink(missing_ok=True)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         if failed:
             print(f"{len(failed)} of {len(rows)} jobs failed: {'; '.join(failed)}", file=sys.stderr)
             sys.exit(1)
         return returns
+
+    def _create_parent(self, tracking, grid: tuple):
+        """A new sweep's parent, with its grid for a later resume."""
+        from runner.recording.client import recorder
+        from runner.recording.requests import CreateParent
+
+        name = " ".join(self.config.hydra.overrides.task) or "multirun"
+        return recorder().submit(CreateParent(tracking, name, {
+            "sweep.dir": self.config.hydra.sweep.dir, "sweep.overrides": name}, grid)).result()
+
+    def _reopen(self, tracking, found, plan: Plan):
+        """The found sweep's parent RUNNING again; TensorFlow's import started if a job runs
+        here (returned, to be joined)."""
+        from runner.recording.client import recorder
+        from runner.recording.requests import ReopenSweep
+
+        print(f"resume: sweep {found.parent.run_id}: {len(plan.run)} of {len(found.grid)} cells "
+              f"to run (jobs {plan.jobs()}), {plan.skipped} FINISHED kept", flush=True)
+        starting = None
+        if plan.run and jobs_run_here(self.launcher.launcher):
+            starting = _start_tensorflow_aside(self.config.verbose)
+        recorder().submit(ReopenSweep(tracking, found.parent.run_id, plan.skipped, len(plan.run),
+                                      found.resumes + 1)).result()
+        return starting
+
+    def _launch(self, groups: list) -> list:
+        """Each group of consecutive jobs launched under its own numbers, as Hydra's basic
+        sweeper launches a batch (whose job that raised ends the sweep)."""
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        returns = []
+        for first, batch in groups:
+            results = self.launcher.launch(batch, initial_job_idx=first)
+            for result in results:
+                _ = result.return_value
+            returns.append(results)
+        return returns
+
+    def _print_rows(self, tracking, parent, rows: list) -> None:
+        from runner.report import recorded_lines, summary_text
+
+        print(summary_text(rows), flush=True)
+        children = [row["run_id"] for row in rows if row["run_id"]]
+        print("\n".join(recorded_lines(tracking.uri, tracking.experiment, parent, children)),
+              flush=True)
 
     def _explain(self, arguments: List[str]) -> Any:
         """No store, no files: each job checks and prints its own cell."""
@@ -197,9 +253,9 @@ class GridSweeper(BasicSweeper):
             sys.exit(1)
         return returns
 
-    def _close_parent(self, tracking, parent_id: str, interrupted) -> list:
-        """The parent's summary from every job's report; its status is the children's, unless
-        the sweep itself was interrupted (KILLED)."""
+    def _close_parent(self, tracking, parent_id: str, interrupted, earlier: tuple) -> list:
+        """The parent's summary from every job's report (and, resumed, its cells' earlier
+        runs); its status is the children's, unless the sweep itself was interrupted (KILLED)."""
         from runner.recording.client import RecorderGone, recorder
         from runner.recording.requests import CloseSweep
         from runner.recording.server import StoreUnreachable
@@ -216,7 +272,7 @@ class GridSweeper(BasicSweeper):
         status = "KILLED" if interrupted is not None else None
         try:
             return recorder().submit(CloseSweep(tracking, parent_id, status, jobs,
-                                                str(self.config.sort_by.value))).result()
+                                                earlier, str(self.config.sort_by.value))).result()
         except (StoreUnreachable, RecorderGone) as error:
             print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)
             print(f"error: {error}; the sweep's parent run {parent_id} could not be closed",
@@ -230,6 +286,31 @@ class GridSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         return [tuple(cell) for batch in self.split_arguments(overrides, None) for cell in batch]
+
+
+def _config_digest(config) -> str:
+    """A cell's job config checked, and its digest as its run's `config.sha256` will be."""
+    return config_sha256(validate(config).config)
+
+
+def _refuse(line: str) -> None:
+    print(line, file=sys.stderr)
+    sys.exit(1)
+
+
+@contextmanager
+def _refused_before_any_job():
+    """A store that cannot be reached or refuses the user, or a resume that cannot be: one
+    line, exit code 1, no job started."""
+    from runner.recording.client import RecorderGone
+    from runner.recording.server import StoreUnreachable
+
+    try:
+        yield
+    except (StoreUnreachable, RecorderGone) as error:
+        _refuse(f"error: {error}; no job was started")
+    except ResumeRefused as refusal:
+        _refuse(str(refusal))
 
 
 def _hand_to_jobs(config, parent_id: str, uri: str) -> dict:

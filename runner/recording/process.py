@@ -13,10 +13,12 @@ import os
 import pickle
 import signal
 import sys
+from pathlib import Path
 
 from runner.recording import requests
 
-REQUESTS = (requests.CreateParent, requests.StartRun, requests.FinishRun, requests.CloseSweep)
+REQUESTS = (requests.CreateParent, requests.StartRun, requests.FinishRun, requests.CloseSweep,
+            requests.FindSweep, requests.ReopenSweep)
 # MLflow's usage telemetry, unless the user asks for it: when its background thread gives up
 # (no network, or telemetry off for this version) it deletes a variable of os.environ while a
 # request of ours reads os.environ (requests' proxy lookup): that request then fails with
@@ -39,11 +41,17 @@ class Recording:
         self._runs = {}  # StartRun.key -> the run's RunRef, or why it was never created
 
     def store(self, tracking: requests.Tracking):
-        from runner.recording.store import Store
+        from runner.recording.sweeps import SweepStore
 
         if tracking not in self._stores:
-            self._stores[tracking] = Store(tracking, self.owner)
+            self._stores[tracking] = SweepStore(tracking, self.owner)
         return self._stores[tracking]
+
+    def exists(self, tracking: requests.Tracking) -> bool:
+        """Whether the store is there already: opening a sqlite store makes it."""
+        prefix = "sqlite:///"
+        return (tracking in self._stores or not tracking.uri.startswith(prefix)
+                or Path(tracking.uri[len(prefix):]).is_file())
 
     def start(self, key: int, create):
         try:
@@ -67,7 +75,6 @@ def serve(owner: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     before_mlflow()
     from mlflow import MlflowClient  # noqa: F401  (before the first request: why this process is)
-    from matplotlib.figure import Figure  # noqa: F401  (and the pictures)
 
     incoming = os.fdopen(os.dup(0), "rb")
     answers = os.fdopen(os.dup(1), "wb")
@@ -88,6 +95,8 @@ def serve(owner: int) -> None:
             answer = (False, _picklable(error))
         pickle.dump(answer, answers)
         answers.flush()
+        if "matplotlib.figure" not in sys.modules:  # the pictures' library, after the first
+            from matplotlib.figure import Figure  # noqa: F401  answer: a resume need not wait
 
 
 def _picklable(error: BaseException) -> BaseException:

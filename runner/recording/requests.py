@@ -50,13 +50,15 @@ class JobReport:
 
 @dataclass(frozen=True)
 class CreateParent:
-    """A sweep's parent run, created before any job starts. Answer: its RunRef."""
+    """A sweep's parent run, created before any job starts, with its grid (`cell_key` of each
+    cell, in job order) for a later resume to find. Answer: its RunRef."""
     tracking: Tracking
     name: str
     tags: dict
+    grid: tuple = ()
 
     def apply(self, recording) -> RunRef:
-        return recording.store(self.tracking).create_parent(self.name, self.tags)
+        return recording.store(self.tracking).create_sweep(self.name, self.tags, self.grid)
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,61 @@ class CloseSweep:
     parent_id: str
     status: Optional[str]
     jobs: tuple  # of JobReport
+    earlier: tuple = ()  # a resumed sweep's runs from before: its jobs' earlier attempts
     sort_by: str = "job"  # the table's order: job, or throughput (fastest first)
 
     def apply(self, recording) -> list:
         return recording.store(self.tracking).close_sweep(self.parent_id, self.status, self.jobs,
-                                                          self.sort_by)
+                                                          self.earlier, self.sort_by)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A cell's latest run under its sweep's parent."""
+    run_id: str
+    status: str
+    config_sha256: str  # "" for a run recorded without it
+
+
+@dataclass(frozen=True)
+class SweepFound:
+    """A sweep's parent, as a resume finds it, and the latest attempt of each of its cells."""
+    parent: RunRef
+    status: str
+    grid: Optional[tuple]  # its cells' keys in job order; None: recorded without its grid
+    owner: str  # `process 123 on host-a` (its tags runner.pid, runner.host)
+    owner_alive: Optional[bool]  # None: a process of another host, which this one cannot see
+    attempts: dict  # job number -> Attempt
+    runs: tuple  # the run id of every child, earlier attempts too
+    rows: list  # the summary's rows, one per job: its latest attempt
+    resumes: int  # times it was resumed before
+
+
+@dataclass(frozen=True)
+class FindSweep:
+    """The sweep a resume continues: `which` is `last` (the latest parent of the grid whose
+    digest is `grid_sha256`) or a parent's run id. Answer: a SweepFound, or None when there is
+    none (a sqlite store that does not exist holds none, and is not made by asking)."""
+    tracking: Tracking
+    which: str
+    grid_sha256: str
+
+    def apply(self, recording) -> Optional[SweepFound]:
+        if not recording.exists(self.tracking):
+            return None
+        return recording.store(self.tracking).find_sweep(self.which, self.grid_sha256)
+
+
+@dataclass(frozen=True)
+class ReopenSweep:
+    """A found sweep's parent RUNNING again, owned by the process that resumes it, its tags
+    saying how many cells the resume skips and runs. Answer: None."""
+    tracking: Tracking
+    parent_id: str
+    skipped: int
+    ran: int
+    resumes: int  # this resume's number: 1 for the first
+
+    def apply(self, recording) -> None:
+        recording.store(self.tracking).reopen_sweep(self.parent_id, self.skipped, self.ran,
+                                                    self.resumes)

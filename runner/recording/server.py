@@ -1,4 +1,5 @@
-"""A tracking server that does not answer: one error naming it, in seconds, not minutes."""
+"""A tracking server that does not answer, or refuses the user: one error naming it (never
+with credentials), in seconds, not minutes."""
 
 import functools
 import os
@@ -11,12 +12,54 @@ SERVER_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
                    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
+# MLflow's own variables: the runner reads neither, MLflow's client sends them (basic auth)
+LOGIN_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
 class StoreUnreachable(RuntimeError):
     """The tracking server did not answer, or refused the store; the message names its URI."""
 
 
+class LoginRefused(StoreUnreachable):
+    """The tracking server refused the user's login (HTTP 401) or a write (HTTP 403)."""
+
+
 def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
+
+
+def named(uri: str) -> str:
+    """The server's address as a message may show it: without `user:password@`."""
+    return re.sub(r"//[^/@]*@", "//", uri)
+
+
+def http_refusal(error: BaseException):
+    """401 or 403 when MLflow's client was refused the login or the permission, else None."""
+    from mlflow.exceptions import MlflowException
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, MlflowException) and error.error_code in ("UNAUTHENTICATED",
+                                                                       "PERMISSION_DENIED"):
+            return error.get_http_status_code()
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def login_refused(uri: str, error: BaseException, experiment: str):
+    """The one line for a refused login or write, or None for any other error."""
+    status = http_refusal(error) if is_server(uri) else None
+    user = os.environ.get(LOGIN_VARIABLES[0])
+    if status == 401:
+        who = f"the login of user {user}" if user else "a login without credentials"
+        return LoginRefused(f"tracking server {named(uri)} refused {who} (HTTP 401): set "
+                            f"{LOGIN_VARIABLES[0]} and {LOGIN_VARIABLES[1]}")
+    if status == 403:
+        return LoginRefused(f"tracking server {named(uri)}: user {user or '(none)'} may not write "
+                            f"to experiment {experiment} (HTTP 403); its owner or an admin of "
+                            f"the server can grant EDIT")
+    return None
 
 
 def bound_retries(uri: str) -> None:
@@ -45,18 +88,19 @@ def unreachable(uri: str, error: BaseException) -> StoreUnreachable:
     text = " ".join(str(error).split())
     reason = re.search(r"\[Errno -?\d+\] [^'\")]+|[Rr]ead timed out|timed out", text)
     retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "")
-    return StoreUnreachable(f"tracking server {uri} did not answer "
+    return StoreUnreachable(f"tracking server {named(uri)} did not answer "
                             f"({reason.group(0) if reason else text[:200]}; "
                             f"MLFLOW_HTTP_REQUEST_MAX_RETRIES={retries})")
 
 
 def refused(uri: str, error: BaseException) -> StoreUnreachable:
     reason = (str(error).splitlines() or [type(error).__name__])[0][:300]
-    return StoreUnreachable(f"tracking server {uri} refused the store: {reason}")
+    return StoreUnreachable(f"tracking server {named(uri)} refused the store: {reason}")
 
 
 def names_the_server(method):
-    """A store method whose connection fails raises one StoreUnreachable naming the server."""
+    """A store method whose connection fails, or whose user is refused, raises one
+    StoreUnreachable naming the server."""
     @functools.wraps(method)
     def calling(store, *args, **kwargs):
         try:
@@ -64,6 +108,9 @@ def names_the_server(method):
         except StoreUnreachable:
             raise
         except Exception as error:
+            refusal = login_refused(store.uri, error, store.experiment)
+            if refusal is not None:
+                raise refusal from error
             if is_server(store.uri) and connection_failed(error):
                 raise unreachable(store.uri, error) from error
             raise

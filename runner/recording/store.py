@@ -15,7 +15,7 @@ from runner.recording.limits import ERROR_TAG_LIMIT, params_for_mlflow
 from runner.recording.orphans import owner_tags, reap_once
 from runner.recording.requests import JobReport, RunRef, Tracking
 from runner.recording.server import (bound_retries, connection_failed, is_server,
-                                     names_the_server, refused, unreachable)
+                                     login_refused, names_the_server, refused, unreachable)
 from runner.result import Failure, JobResult
 
 # The UI opens the runs table ("Model training"), not the GenAI overview, on these experiments
@@ -32,7 +32,7 @@ class Store:
     process: a run is orphaned once both are gone (orphans.py)."""
 
     def __init__(self, tracking: Tracking, owner: int) -> None:
-        self.uri = tracking.uri
+        self.uri, self.experiment = tracking.uri, tracking.experiment
         self.owner_tags = owner_tags(owner, os.getpid())
         bound_retries(self.uri)
         try:
@@ -40,8 +40,9 @@ class Store:
         except Exception as error:
             if not is_server(self.uri):
                 raise
-            raise (unreachable(self.uri, error) if connection_failed(error)
-                   else refused(self.uri, error)) from error
+            raise (login_refused(self.uri, error, self.experiment)
+                   or (unreachable(self.uri, error) if connection_failed(error)
+                       else refused(self.uri, error))) from error
 
     @names_the_server
     def create_parent(self, name: str, tags: dict) -> RunRef:
@@ -96,11 +97,15 @@ class Store:
 
     @names_the_server
     def close_sweep(self, parent_id: str, status: Optional[str],
-                    jobs: Sequence[JobReport], sort_by: str = "job") -> list:
-        """The parent's summary (table, figures, note), then its end; returns the rows."""
+                    jobs: Sequence[JobReport], earlier: Sequence[str] = (),
+                    sort_by: str = "job") -> list:
+        """The parent's summary (table, figures, note) of each job's latest run, then its end;
+        returns the rows. `earlier`: a resumed sweep's runs from before it was resumed;
+        `sort_by`: the table's order, job or throughput (fastest first)."""
         from runner.plots import grid_figure, throughput_figure
-        from runner.recording.summary import child_row, ordered, table_columns, unrecorded_row
-        from runner.report import summary_table
+        from runner.recording.summary import (child_row, latest_attempts, ordered, table_columns,
+                                              unrecorded_row)
+        from runner.report import summary_text
 
         children = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
@@ -108,13 +113,16 @@ class Store:
         if status is None:  # every job has returned: a child still RUNNING lost its end
             children = [self._end_unclosed(child) if child.info.status == "RUNNING" else child
                         for child in children]
+        children, superseded = latest_attempts(children, {job.job for job in jobs}, set(earlier))
+        for run_id, by in superseded:  # a resumed sweep's earlier attempts stay, pointing on
+            self.client.set_tag(run_id, "superseded_by", by)
         rows = [child_row(child) for child in children]
         recorded = {row["job"] for row in rows}
         rows += [unrecorded_row(job) for job in jobs if job.job not in recorded]
         rows = ordered(rows, sort_by)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         self.client.log_table(parent_id, data=table_columns(rows), artifact_file="summary.json")
-        text = summary_table(rows)
+        text = summary_text(rows)
         self.client.log_text(parent_id, text, "summary.txt")
         self.client.set_tag(parent_id, "mlflow.note.content", f"```\n{text}\n```"[:ERROR_TAG_LIMIT])
         if rows:

@@ -1,5 +1,8 @@
 """A sweep's summary rows, one per cell, from its children's runs (or the launcher's report)."""
 
+import re
+import statistics
+
 from runner.recording.requests import JobReport
 
 SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "expected.output",
@@ -30,6 +33,7 @@ def child_row(child) -> dict:
         "error": data.tags.get("error", "").splitlines()[0] if data.tags.get("error") else "",
         "model": data.params.get("model", ""),
         "return_sequences": data.params.get("return_sequences", ""),
+        "metrics": dict(data.metrics),
         "outputs": {k[len("shape."):]: v for k, v in data.tags.items()
                     if k.startswith("shape.") and k not in ("shape.match", "shape.input")},
         "expected": {k[len("expected."):]: v for k, v in data.tags.items()
@@ -40,7 +44,8 @@ def child_row(child) -> dict:
 def unrecorded_row(job: JobReport) -> dict:
     """The row of a job known only from its launcher's report: it has no run."""
     row = dict.fromkeys(SUMMARY_COLUMNS, "")
-    row.update(run_id="", job=job.job, overrides=job.overrides, outputs={}, expected={}, batch=0,
+    row.update(run_id="", job=job.job, overrides=job.overrides, outputs={}, expected={}, metrics={},
+               batch=0,
                model="", return_sequences="",
                status="FINISHED" if job.ok else "FAILED",
                error="" if job.ok else f"no run recorded: {job.line.split(' -> ', 1)[-1]}")
@@ -65,3 +70,52 @@ def _cell(value):
     if isinstance(value, dict):
         return ", ".join(f"{k} {v}" for k, v in value.items())
     return value
+
+
+def job_number(run) -> int:
+    return int(run.data.tags.get("job.num", 0))
+
+
+def latest_attempts(children: list, launched=(), earlier=()) -> tuple:
+    """(each job's latest run, [(an earlier attempt's run id, the run id superseding it)] not yet
+    tagged so). A job launched again (its number in `launched`) counts only a run made since
+    (not in `earlier`): if it made none, its launcher's report speaks for it."""
+    by_job = {}
+    for run in sorted(children, key=lambda run: run.info.start_time or 0):
+        by_job.setdefault(job_number(run), []).append(run)
+    latest, superseded = [], []
+    for job, runs in sorted(by_job.items()):
+        made = [run for run in runs if job not in launched or run.info.run_id not in earlier]
+        if not made:
+            continue
+        current = made[-1]
+        latest.append(current)
+        superseded += [(run.info.run_id, current.info.run_id) for run in runs if run is not current
+                       and run.data.tags.get("superseded_by") != current.info.run_id]
+    return latest, superseded
+
+
+SEED_METRICS = ("output.mean", "output.std", "output.abs_max", "oracle.max_abs_err",
+                "job.seconds")
+_SEED = re.compile(r"(?:^|,)seed=([^,]*)")
+
+
+def over_seeds(rows: list) -> list:
+    """When the rows' seeds vary: per cell without its seed, in job order, the number of its
+    FINISHED runs and each metric's (mean, standard deviation) over them; else []."""
+    if len({match.group(1) for row in rows for match in _SEED.finditer(row["overrides"])}) < 2:
+        return []
+    cells = {}
+    for row in rows:
+        cell = _SEED.sub("", row["overrides"]).strip(",") or "defaults"
+        cells.setdefault(cell, []).append(row)
+    stats = []
+    for cell, members in cells.items():
+        finished = [row["metrics"] for row in members if row["status"] == "FINISHED"]
+        entry = {"cell": cell, "seeds": len(finished)}
+        for metric in SEED_METRICS:
+            values = [metrics[metric] for metrics in finished if metric in metrics]
+            entry[metric] = (statistics.fmean(values) if values else None,
+                             statistics.stdev(values) if len(values) > 1 else None)
+        stats.append(entry)
+    return stats

@@ -1,0 +1,124 @@
+"""A sweep read back (`runner.results`, `sweep_frame`): sweeps built through the store itself,
+in-process, as a sweep's jobs would record them."""
+
+import json
+import os
+
+import pytest
+
+from runner.recording.requests import Tracking
+from runner.result import Failure, JobResult
+
+START = 1_700_000_000_000  # runs start a second apart, in the order they are made
+
+
+@pytest.fixture
+def store(made_store, store_uri, tmp_path):
+    from runner.recording.sweeps import SweepStore
+
+    return SweepStore(Tracking(store_uri, "rnn-shapes", str(tmp_path / "mlartifacts")),
+                      os.getpid())
+
+
+def _sweep(store, tmp_path, cells: list) -> str:
+    """A closed sweep of `cells`, (job, {knob: value}, metrics, error) each; returns its id."""
+    from runner.identity import cell_key
+
+    names = {job: ",".join(f"{k}={v}" for k, v in sorted(knobs.items()))
+             for job, knobs, _, _ in cells}
+    grid = tuple(cell_key(name.split(",")) for name in dict.fromkeys(names.values()))
+    parent = store.create_sweep("a sweep", {"sweep.dir": str(tmp_path)}, grid).run_id
+    for job, knobs, metrics, error in cells:
+        started = START + 1000 * len(os.listdir(tmp_path))
+        (tmp_path / f"run{started}").mkdir()
+        run = store.start_run(names[job], {"job.num": str(job)}, parent, started).run_id
+        shape = "(4, 30, 3)" if knobs.get("return_sequences") == "true" else "(4, 3)"
+        result = JobResult(label=names[job], params={}, artifact_dir=tmp_path / f"run{started}",
+                           tags={"shape.output": shape}, metrics=metrics,
+                           error=Failure.of(RuntimeError("injected")) if error else None)
+        params = {"data.batch_size": "4", "return_sequences": "false", **knobs}
+        store.finish_run(run, params, result, started + 500)
+    store.close_sweep(parent, None, ())
+    return parent
+
+
+def _metrics(param_count: int, mean: float) -> dict:
+    return {"param_count": param_count, "output.mean": mean, "oracle.max_abs_err": 1e-7,
+            "output.std": 0.5, "job.seconds": 0.25}
+
+
+def test_a_seed_sweep_and_a_grid_of_two_knobs_read_back_typed(store, store_uri, tmp_path,
+                                                             client, capsys):
+    from runner.results import main, pivot, sweep_frame
+
+    seeds = _sweep(store, tmp_path, [
+        (0, {"model": "lstm", "seed": "0"}, _metrics(60, 0.1), False),
+        (1, {"model": "lstm", "seed": "1"}, _metrics(60, 0.2), True),  # run again below
+        (2, {"model": "gru", "seed": "0"}, _metrics(54, -0.5), False),
+        (3, {"model": "gru", "seed": "1"}, _metrics(54, -0.3), False),
+        (1, {"model": "lstm", "seed": "1"}, _metrics(60, 0.3), False)])
+    frame = sweep_frame(seeds, uri=store_uri)
+    assert list(frame.columns) == ["job", "model", "seed", "shape.output", "status",
+                                   "param_count", "oracle.max_abs_err", "output.mean",
+                                   "output.std", "job.seconds", "run_id"]
+    assert [str(frame[c].dtype) for c in ("job", "seed", "param_count", "output.mean")] == [
+        "int64", "int64", "int64", "float64"]
+    assert frame.job.tolist() == [0, 1, 2, 3] and set(frame.status) == {"FINISHED"}
+    assert frame[frame.seed == 1]["output.mean"].tolist() == [0.3, -0.3]  # the latest attempt
+    assert frame.sort_values("param_count").model.tolist()[:2] == ["gru", "gru"]
+    # the parent's summary: each cell without its seed, over its seeds
+    text = open(client.download_artifacts(seeds, "summary.txt", str(tmp_path / "a"))).read()
+    over = text.split("over seeds: mean ± standard deviation of each cell's FINISHED runs\n")[1]
+    lines = over.splitlines()
+    assert lines[0].split() == ["cell", "seeds", "output.mean", "output.std", "output.abs_max",
+                                "oracle.max_abs_err", "job.seconds"]
+    assert lines[2].split()[:5] == ["model=lstm", "2", "0.2", "±", "0.14"]
+    assert lines[3].split()[:5] == ["model=gru", "2", "-0.4", "±", "0.14"]
+
+    grid = _sweep(store, tmp_path, [
+        (job, {"model": model, "return_sequences": sequences}, _metrics(60, 0.0), False)
+        for job, (model, sequences) in enumerate(
+            [(m, s) for m in ("lstm", "gru") for s in ("false", "true")])])
+    frame = sweep_frame(uri=store_uri)  # the last sweep
+    assert frame.attrs["sweep"] == grid and frame.attrs["knobs"] == ["model", "return_sequences"]
+    assert str(frame.return_sequences.dtype) == "bool"
+    assert frame[frame.return_sequences].job.tolist() == [1, 3]
+    table = pivot(frame, "model", "return_sequences")
+    assert table.to_dict("list") == {"model": ["lstm", "gru"],
+                                     "return_sequences=false": ["(4, 3)", "(4, 3)"],
+                                     "return_sequences=true": ["(4, 30, 3)", "(4, 30, 3)"]}
+
+    main(["--pivot", "model", "return_sequences", "--uri", store_uri])
+    assert capsys.readouterr().out.splitlines() == [
+        f"sweep {grid} (a sweep): FINISHED, 4 cells",
+        "model  return_sequences=false  return_sequences=true",
+        "-----  ----------------------  ---------------------",
+        "lstm   (4, 3)                  (4, 30, 3)",
+        "gru    (4, 3)                  (4, 30, 3)"]
+    main([seeds, "--format", "csv", "--uri", store_uri])
+    csv = capsys.readouterr().out.splitlines()
+    assert csv[0].startswith("job,model,seed,shape.output,status,param_count,")
+    assert csv[1].startswith('0,lstm,0,"(4, 3)",FINISHED,60,')
+    main(["--format", "json", "--uri", store_uri])
+    records = json.loads(capsys.readouterr().out)
+    assert [(r["model"], r["return_sequences"]) for r in records][:2] == [
+        ("lstm", False), ("lstm", True)]
+    main(["--pivot", "model", "return_sequences", "--format", "markdown", "--uri", store_uri])
+    assert capsys.readouterr().out.splitlines()[:3] == [
+        "| model | return_sequences=false | return_sequences=true |", "| --- | --- | --- |",
+        "| lstm | (4, 3) | (4, 30, 3) |"]
+    with pytest.raises(SystemExit):
+        main(["--pivot", "model", "seed", "--uri", store_uri])
+    assert capsys.readouterr().err == ("--pivot: seed is not a column of this sweep; its knobs: "
+                                       "model, return_sequences\n")
+
+
+def test_no_store_no_sweep_is_one_line(tmp_path, capsys):
+    from runner.results import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--uri", f"sqlite:///{tmp_path}/outputs/mlflow.db"])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (f"results: no store at {tmp_path}/outputs/mlflow.db; "
+                                       "run a sweep first\n")
+    assert not (tmp_path / "outputs").exists()
