@@ -99,9 +99,11 @@ def pairs(sizes: dict, tmp: str) -> dict:
             "runner": [runner("model=lstm", f"model.units={large['units']}",
                               f"data.batch_size={large['batch']}",
                               f"data.timesteps={large['timesteps']}",
-                              f"data.features={large['features']}")],
+                              f"data.features={large['features']}",
+                              "timing.repeats=0", "timing.warmup=0")],  # one call, as bare
             "what": "LSTM {units} units, batch {batch}, timesteps {timesteps}, "
-                    "features {features}: one job, one process".format(**large),
+                    "features {features}: one job, one process, one prediction (the runner "
+                    "with timing.repeats=0 timing.warmup=0)".format(**large),
         },
         "startup": {
             "bare": [[PYTHON, str(HERE / "minimal_app.py"), "--cfg", "job"],

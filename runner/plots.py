@@ -10,10 +10,11 @@ import numpy as np
 STATUS_COLOURS = {"FINISHED": "#d9f2d9", "FAILED": "#f8d0d0", "KILLED": "#f0e0b0"}
 
 
-def output_over_time(output: np.ndarray, title: str, path: Path, items: int = 4,
+def output_over_time(output: np.ndarray, title: str, path: Path, items: int = 2,
                      units: int = 8) -> None:
-    """(batch, timesteps, units): per batch item, every timestep (left) beside the last only
-    (right), which is what return_sequences=false returns."""
+    """(batch, timesteps, units): for the first batch items, every timestep (left) beside the
+    last only (right), which is what return_sequences=false returns. Two items by default: each
+    panel's axes are most of the drawing, which the recording process does while jobs run."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -58,8 +59,11 @@ def grid_figure(rows: list):
 
     models = list(dict.fromkeys(row["model"] for row in rows))
     sequences = sorted({row["return_sequences"] for row in rows})
-    figure = Figure(figsize=(2.8 * len(sequences) + 1.6, 0.9 * len(models) + 1.0), dpi=80,
-                    layout="constrained")
+    width, height = 2.8 * len(sequences) + 1.6, 0.9 * len(models) + 1.0
+    # A fixed layout, its margins in inches: the constraint solver takes longer than the drawing
+    figure = Figure(figsize=(width, height), dpi=80)
+    figure.subplots_adjust(left=1.4 / width, right=1 - 0.1 / width, bottom=0.45 / height,
+                           top=1 - 0.4 / height)
     axes = figure.add_subplot()
     axes.set_xlim(0, len(sequences))
     axes.set_ylim(len(models), 0)

@@ -18,9 +18,10 @@ def text_table(header: list, rows: list) -> str:
     return "\n".join(lines)
 
 
-def summary_table(rows: list) -> str:
-    """The multirun's table: one line per job, as stored on the parent run."""
-    timed = any(row.get("throughput", "") != "" for row in rows)
+def summary_table(rows: list, speed: bool = False) -> str:
+    """The multirun's table: one line per job, as stored on the parent run; with `speed`, each
+    timed cell's throughput and median call too."""
+    timed = speed and any(row.get("throughput", "") != "" for row in rows)
     header = ["job", "overrides", "output", "expected", "match", "params", "max_abs_err",
               *(["seq/s", "median s"] if timed else []), "status", "seconds"]
     body = []
@@ -42,16 +43,16 @@ def summary_table(rows: list) -> str:
     return text_table(header, body)
 
 
-def summary_text(rows: list) -> str:
+def summary_text(rows: list, speed: bool = False) -> str:
     """The sweep's table; when its seeds vary, then each cell's metrics over its seeds."""
     from runner.recording.summary import SEED_METRICS, over_seeds
 
     stats = over_seeds(rows)
     if not stats:
-        return summary_table(rows)
+        return summary_table(rows, speed)
     body = [[entry["cell"], entry["seeds"],
              *(_mean_std(*entry[metric]) for metric in SEED_METRICS)] for entry in stats]
-    return "\n".join([summary_table(rows), "",
+    return "\n".join([summary_table(rows, speed), "",
                       "over seeds: mean ± standard deviation of each cell's FINISHED runs",
                       text_table(["cell", "seeds", *SEED_METRICS], body)])
 

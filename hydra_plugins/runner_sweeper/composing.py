@@ -48,6 +48,7 @@ class ComposedAside:
         if self._pid == 0:  # the child: compose, send, and leave without running any exit hook
             code = 0
             try:
+                os.nice(10)  # TensorFlow's import in the parent is the longer road: it goes first
                 os.close(reading)
                 with os.fdopen(writing, "wb") as pipe:
                     pickle.dump(_outcomes(loader, master_config, cells, check), pipe)

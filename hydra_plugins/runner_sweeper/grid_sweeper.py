@@ -235,7 +235,7 @@ class GridSweeper(BasicSweeper):
     def _print_rows(self, tracking, parent, rows: list) -> None:
         from runner.report import recorded_lines, summary_text
 
-        print(summary_text(rows), flush=True)
+        print(summary_text(rows, speed=self.config.sort_by.value == "throughput"), flush=True)
         children = [row["run_id"] for row in rows if row["run_id"]]
         print("\n".join(recorded_lines(tracking.uri, tracking.experiment, parent, children)),
               flush=True)

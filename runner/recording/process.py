@@ -17,6 +17,10 @@ from pathlib import Path
 
 from runner.recording import requests
 
+# On a machine with few cores the job's process is the critical path: it waits for nothing
+# recorded until its sweep ends, so the recording process takes the cores it leaves
+NICER = 10
+
 REQUESTS = (requests.CreateParent, requests.StartRun, requests.FinishRun, requests.CloseSweep,
             requests.FindSweep, requests.ReopenSweep)
 # MLflow's usage telemetry, unless the user asks for it: when its background thread gives up
@@ -73,6 +77,7 @@ class Recording:
 def serve(owner: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.nice(NICER)  # the job's TensorFlow import, beside this one's MLflow import, goes first
     before_mlflow()
     from mlflow import MlflowClient  # noqa: F401  (before the first request: why this process is)
 

@@ -122,12 +122,13 @@ class Store:
         rows = ordered(rows, sort_by)
         failed = [row["overrides"] for row in rows if row["status"] != "FINISHED"]
         self.client.log_table(parent_id, data=table_columns(rows), artifact_file="summary.json")
-        text = summary_text(rows)
+        speed = sort_by == "throughput"  # a sweep about speed: its figures in table and picture
+        text = summary_text(rows, speed)
         self.client.log_text(parent_id, text, "summary.txt")
         self.client.set_tag(parent_id, "mlflow.note.content", f"```\n{text}\n```"[:ERROR_TAG_LIMIT])
         if rows:
             self.client.log_figure(parent_id, grid_figure(rows), "grid.png")
-        if any(row["throughput"] != "" for row in rows):
+        if speed and any(row["throughput"] != "" for row in rows):
             self.client.log_figure(parent_id, throughput_figure(rows), "throughput.png")
         self.client.set_tag(parent_id, "jobs.total", str(len(rows)))
         self.client.set_tag(parent_id, "jobs.failed", str(len(failed)))
