@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import CheckError
+from runner.recording.server import named
 from runner.result import Failure, JobResult, Picture
 from runner.cudnn import cudnn_eligible
 from runner.shapes import format_shape
@@ -40,7 +41,8 @@ def planned_result(spec: JobSpec, artifact_dir: Path) -> JobResult:
                 for name, shape in spec.expected.outputs.items()}
     if spec.unused:
         tags["knobs.unused"] = ", ".join(spec.unused)
-    return JobResult(label=spec.label, params=flatten(spec.config), artifact_dir=artifact_dir,
+    return JobResult(label=spec.label, params=flatten(as_recorded(spec.config)),
+                     artifact_dir=artifact_dir,
                      tags=tags, unused=spec.unused)
 
 
@@ -71,7 +73,8 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
                        config["timing"]["repeats"])  # after the checked calls
     checks = check_outputs(spec, model, built, batches, predictions, config["reference_rows"])
     device = describe_device()
-    write_artifacts(planned.artifact_dir, config, model, batches, predictions, checks, device)
+    write_artifacts(planned.artifact_dir, as_recorded(config), model, batches, predictions, checks,
+                    device)
 
     shapes = {name: tuple(array.shape) for name, array in predictions[0].items()}
     main = predictions[0].get("output", predictions[0].get("forward_output"))
@@ -202,6 +205,12 @@ def _disagreement(checks: dict, tolerance: float):
         return CheckError(f"oracle.max_abs_err {checks['oracle.max_abs_err']:.3g} exceeds "
                           f"tolerance {tolerance:g}: Keras and the NumPy reference disagree")
     return None
+
+
+def as_recorded(config: dict) -> dict:
+    """The config as its run keeps it: a tracking server's address without `user:password@`."""
+    tracking = {**config["tracking"], "uri": named(str(config["tracking"]["uri"]))}
+    return {**config, "tracking": tracking}
 
 
 def flatten(node, prefix: str = "") -> dict:

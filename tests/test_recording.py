@@ -115,3 +115,19 @@ def test_a_recorder_that_dies_fails_every_pending_future(tracking, tmp_path):
     with pytest.raises(RecorderGone, match=rf"recording process {recorder.process.pid} ended"):
         pending.result(30)
     assert not recorder.alive()
+
+
+def test_a_tracking_servers_credentials_are_never_recorded(make_cfg, tmp_path):
+    """A password written into tracking.uri reaches MLflow's client, not the run's params or
+    its config.yaml."""
+    from runner.experiment import run_experiment
+    from runner.validate import validate
+
+    spec = validate(make_cfg("tracking.uri=http://alice:s3cret@127.0.0.1:5000"))
+    assert spec.config["tracking"]["uri"] == "http://alice:s3cret@127.0.0.1:5000"
+    result = run_experiment(spec, tmp_path / "artifacts")
+    assert result.error is None, result.error.line
+    assert result.params["tracking.uri"] == "http://127.0.0.1:5000"
+    assert not any("s3cret" in value for value in result.params.values())
+    kept = (tmp_path / "artifacts" / "config.yaml").read_text()
+    assert "uri: http://127.0.0.1:5000" in kept and "s3cret" not in kept
