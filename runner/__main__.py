@@ -20,6 +20,16 @@ def _leave_no_files(hydra_cfg) -> None:
     remove_directory(Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd))
 
 
+def _name(hydra_cfg) -> str:
+    """The job's name: its overrides as typed (a `${...}` in them is not resolved here)."""
+    from omegaconf import OmegaConf
+
+    from runner.vocabulary import spell_overrides
+
+    typed = OmegaConf.to_container(hydra_cfg.job, resolve=False)["override_dirname"]
+    return spell_overrides(typed) or "defaults"
+
+
 def explain(cfg: DictConfig, name: str) -> dict:
     """Print the oracle's table for this config; no TensorFlow, no store, no files."""
     from runner.errors import ConfigError
@@ -58,10 +68,8 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
         sys.exit(1)
     from runner.job import RunIdentity, run_job
     from runner.recording.requests import PARENT_RUN_ENV
-    from runner.vocabulary import spell_overrides
-
     identity = RunIdentity(
-        name=spell_overrides(hydra_cfg.job.override_dirname) or "defaults",
+        name=_name(hydra_cfg),
         job_num=int(hydra_cfg.job.num) if multirun else 0,
         choices={k: str(v) for k, v in hydra_cfg.runtime.choices.items()
                  if not k.startswith("hydra/")},
@@ -91,9 +99,7 @@ def main(cfg: DictConfig):
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if cfg.mode == "explain":
-        from runner.vocabulary import spell_overrides
-
-        result = explain(cfg, spell_overrides(hydra_cfg.job.override_dirname) or "defaults")
+        result = explain(cfg, _name(hydra_cfg))
         if not result["ok"] and not multirun:
             sys.exit(1)
         return result

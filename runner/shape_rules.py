@@ -133,8 +133,10 @@ def _check_initial_state(ctx: Context, kind: str, wanted: list) -> None:
                           "return_state: true on it")
     sizes = [shape[-1] for _, shape in ctx.initial_state]
     if sizes != wanted:
+        fix = ("give both the same units" if len(sizes) == len(wanted)
+               else f"start it from a layer that keeps {len(wanted)} states, as {kind} does")
         raise ConfigError(f"{ctx.key}.initial_state: layer {source!r} gives states of sizes "
-                          f"{sizes}; {kind} here keeps {len(wanted)} of sizes {wanted}")
+                          f"{sizes}; {kind} here keeps {len(wanted)} of sizes {wanted}: {fix}")
 
 
 def _recurrent(layer: dict, shape: tuple, ctx: Context, name: Optional[str] = None):

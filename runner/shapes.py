@@ -189,7 +189,8 @@ def _order(layers: list, sources: list, starts: list, names: dict) -> list:
         if state.get(index) == "open":
             cycle = trail[trail.index(index):] + [index]
             raise ConfigError(f"model.layers.{index}.input: a cycle between layers: "
-                              + " -> ".join(label[i] for i in cycle))
+                              + " -> ".join(label[i] for i in cycle)
+                              + "; a layer reads a model input or a layer before it")
         state[index] = "open"
         for before in (sources[index], starts[index]):
             if isinstance(before, int):

@@ -5,6 +5,7 @@ Every check of a config lives here or in the oracle it calls (`runner.shapes`)."
 import dataclasses
 import difflib
 import math
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -64,8 +65,8 @@ def validate(cfg: DictConfig) -> JobSpec:
     _check_missing(leaves)
     _unknown_keys(cfg, RunnerSchema, "")
     _check_targets(leaves)  # before anything is resolved: an interpolated target is refused too
+    config = _resolved(cfg, dict(leaves))
     _check_ranges(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     taken = {knob for knob in KNOBS if "${" + knob + "}" in str(unresolved["model"])}
     return _spec(config, taken)
 
@@ -82,6 +83,27 @@ def _check_missing(leaves: list) -> None:
         it = "it" if len(missing) == 1 else "them"
         raise ConfigError(f"{', '.join(missing)}: no value given (???); set {it} in the model "
                           f"file or on the command line, e.g. {missing[0]}=...")
+
+
+def _resolved(cfg: DictConfig, unresolved: dict) -> dict:
+    """Every `${...}` resolved; one that cannot be is refused naming its key and what to write."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    except OmegaConfBaseException as error:
+        key = re.sub(r"\[(\d+)\]", r".\1", str(error.full_key or "")) or "config"
+        written = unresolved.get(key, "")
+        reason = str(error.msg or error).splitlines()[0]
+        variable = re.search(r"Environment variable '([^']+)' not found", reason)
+        if variable:
+            name = variable.group(1)
+            raise ConfigError(f"{key}: {written} reads ${name}, which is not set; set it, or "
+                              f"give a default: ${{oc.env:{name},DEFAULT}}") from None
+        if "Interpolation key" in reason:
+            raise ConfigError(f"{key}: {written} names no key of the config; write a value, "
+                              "or a key such as ${model.units}") from None
+        raise ConfigError(f"{key}: cannot resolve {written}: {reason}") from None
 
 
 def _check_targets(leaves: list) -> None:

@@ -296,7 +296,7 @@ def test_embedding_and_its_mask():
      "model.layers.0.input: 'nowhere' is neither a model input nor a layer's name"),
     ([{"_target_": "keras.layers.LSTM", "units": 2, "name": "a", "input": "b"},
       {"_target_": "keras.layers.LSTM", "units": 2, "name": "b", "input": "a"}], (4, 30, 1),
-     "a cycle between layers: a -> b -> a"),
+     "a cycle between layers: a -> b -> a; a layer reads a model input or a layer before it"),
     ([{"_target_": "keras.layers.Dense", "units": 2, "name": "d"},
       {"_target_": "keras.layers.LSTM", "units": 2, "initial_state": "d"}], (4, 30, 1),
      "model.layers.1.initial_state: layer 'd' returns no states; set return_state: true on it"),
@@ -304,7 +304,7 @@ def test_embedding_and_its_mask():
        "return_sequences": True},
       {"_target_": "keras.layers.LSTM", "units": 3, "initial_state": "e"}], (4, 30, 1),
      "model.layers.1.initial_state: layer 'e' gives states of sizes [3]; LSTM here keeps 2 of "
-     "sizes [3, 3]"),
+     "sizes [3, 3]: start it from a layer that keeps 2 states, as LSTM does"),
 ])
 def test_graph_mistakes_are_refused_naming_the_key(layers, shape, message):
     with pytest.raises(ConfigError) as refusal:

@@ -53,6 +53,14 @@ CORPUS = [
     # ??? left unset
     (["model.units=???"], "model.units: no value given (???)", False),
     (["data.batch_size=???"], "data.batch_size: no value given (???)", False),
+    # interpolations that resolve to nothing
+    (["model.layers.0.units=${nope}"], "model.layers.0.units: ${nope} names no key of the "
+     "config; write a value, or a key such as ${model.units}", False),
+    (["seed=${oc.env:RUNNER_TEST_UNSET}"], "seed: ${oc.env:RUNNER_TEST_UNSET} reads "
+     "$RUNNER_TEST_UNSET, which is not set; set it, or give a default: "
+     "${oc.env:RUNNER_TEST_UNSET,DEFAULT}", False),
+    (["seed=${nope:1}"], "seed: cannot resolve ${nope:1}: Unsupported interpolation type nope",
+     False),
     # override grammar, unknown stack, a sweep without -m
     (["model=[lstm"], "model: cannot read 'model=[lstm' (no viable alternative at input '[lstm')",
      False),
@@ -81,13 +89,13 @@ CORPUS = [
      "on it", False),
     (["model=guide_encoder_decoder", "model.layers.1.units=32"],
      "model.layers.3.initial_state: layer 'encoder' gives states of sizes [32, 32]; LSTM here "
-     "keeps 2 of sizes [64, 64]", False),
+     "keeps 2 of sizes [64, 64]: give both the same units", False),
     (["model=guide_encoder_decoder", "model.layers.0.input=nowhere"],
      "model.layers.0.input: 'nowhere' is neither a model input nor a layer's name; known: "
      "encoder_tokens, decoder_tokens, encoder_embedding", False),
     (["model=guide_encoder_decoder", "model.layers.2.input=decoder"],
      "model.layers.2.input: a cycle between layers: decoder_embedding -> decoder -> "
-     "decoder_embedding", False),
+     "decoder_embedding; a layer reads a model input or a layer before it", False),
     (["model=guide_stateful", "model.batch_size=null"],
      "model.layers.0.stateful: a stateful layer carries its states from one batch to the next, "
      "so it needs a fixed batch", False),
@@ -133,24 +141,26 @@ CORPUS = [
 ]
 
 
-def refusal(make_cfg, overrides) -> str:
-    """The line that refuses these overrides before any run, as the CLI prints it: Hydra's
-    refusal while composing, or validate()'s; a stack Keras cannot build is its run's error."""
+def refusal(make_cfg, overrides) -> tuple:
+    """(the line, whether a run is made): the line that refuses these overrides before any run,
+    as the CLI prints it (Hydra's refusal while composing, or validate()'s), or for a stack Keras
+    cannot build, the error its run ends FAILED with."""
     from runner.refusals import one_line
     from runner.validate import validate
 
     try:
         spec = validate(make_cfg(*overrides))
     except Exception as error:
-        return one_line(error, overrides) or str(error)
-    return str(spec.refusal) if spec.refusal else ""
+        return one_line(error, overrides) or str(error), False
+    return (str(spec.refusal) if spec.refusal else ""), True
 
 
 @pytest.mark.parametrize("overrides,message,run_allowed", CORPUS,
                          ids=[" ".join(case[0]) for case in CORPUS])
 def test_bad_input_is_refused_naming_the_key(make_cfg, tmp_path, overrides, message, run_allowed):
-    line = refusal(make_cfg, overrides)
+    line, runs = refusal(make_cfg, overrides)
     assert line.startswith(message) and "\n" not in line
+    assert runs == run_allowed  # refused before any run, unless Keras cannot build the stack
     assert not (tmp_path / CANARY).exists()
 
 
@@ -158,6 +168,7 @@ def test_bad_input_is_refused_naming_the_key(make_cfg, tmp_path, overrides, mess
 STORIES = [case for case in CORPUS if case[0] in (
     ["data.batch_size=two"], ["return_sequence=true"], ["+return_sequence=true"],
     ["merge_mode=concatenate"], ["model=transformer"], ["model.input_shape=[30]"],
+    ["model.layers.0.units=${nope}"],
     ["model.layers.0._target_=logging.os.system", f"+model.layers.0.command='touch {CANARY}'"])]
 
 
