@@ -9,6 +9,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from runner.identity import job_name
 from runner.schema import register_schema
 
 register_schema()
@@ -18,16 +19,6 @@ def _leave_no_files(hydra_cfg) -> None:
     from runner.artifacts import remove_directory
 
     remove_directory(Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd))
-
-
-def _name(hydra_cfg) -> str:
-    """The job's name: its overrides as typed (a `${...}` in them is not resolved here)."""
-    from omegaconf import OmegaConf
-
-    from runner.vocabulary import spell_overrides
-
-    typed = OmegaConf.to_container(hydra_cfg.job, resolve=False)["override_dirname"]
-    return spell_overrides(typed) or "defaults"
 
 
 def explain(cfg: DictConfig, name: str) -> dict:
@@ -69,7 +60,7 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     from runner.job import RunIdentity, run_job
     from runner.recording.requests import PARENT_RUN_ENV
     identity = RunIdentity(
-        name=_name(hydra_cfg),
+        name=job_name(hydra_cfg.job),
         job_num=int(hydra_cfg.job.num) if multirun else 0,
         choices={k: str(v) for k, v in hydra_cfg.runtime.choices.items()
                  if not k.startswith("hydra/")},
@@ -99,7 +90,7 @@ def main(cfg: DictConfig):
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if cfg.mode == "explain":
-        result = explain(cfg, _name(hydra_cfg))
+        result = explain(cfg, job_name(hydra_cfg.job))
         if not result["ok"] and not multirun:
             sys.exit(1)
         return result

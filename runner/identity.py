@@ -5,6 +5,7 @@ Pure Python: importing it costs nothing."""
 
 import hashlib
 import json
+import re
 from typing import Iterable, Sequence
 
 from runner.vocabulary import spell_overrides
@@ -24,6 +25,16 @@ def config_sha256(config: dict) -> str:
     job = {key: value for key, value in config.items() if key not in NOT_IDENTITY}
     text = json.dumps(job, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def job_name(hydra_job) -> str:
+    """A job's name (its run's): its overrides as typed, `${...}` in them left unresolved and
+    without the backslashes Hydra escapes `:,[]{}()=` with, spelled as `spell_overrides` spells
+    them; `defaults` when there are none."""
+    from omegaconf import OmegaConf
+
+    escaped = OmegaConf.to_container(hydra_job, resolve=False)["override_dirname"]
+    return spell_overrides(re.sub(r"\\(.)", r"\1", escaped)) or "defaults"
 
 
 def is_resume(override: str) -> bool:

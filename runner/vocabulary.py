@@ -81,7 +81,9 @@ def spell(value) -> str:
 
 def spell_overrides(overrides: str) -> str:
     """`model=lstm,return_sequences=True` (as Hydra writes a sweep's cell) spelled as a user
-    types it: `model=lstm,return_sequences=true`."""
-    return re.sub(r"=(True|False|None)(?=,|$)",
-                  lambda match: "=" + spell({"True": True, "False": False}.get(match.group(1))),
-                  overrides)
+    types it: `model=lstm,return_sequences=true`; a server's address without `user:password@`
+    (a name is shown and recorded, a password never)."""
+    spelled = re.sub(r"=(True|False|None)(?=,|$)",
+                     lambda match: "=" + spell({"True": True, "False": False}.get(match.group(1))),
+                     overrides)
+    return re.sub(r"://[^/@\s]*@", "://", spelled)

@@ -170,6 +170,19 @@ def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, al
     assert password not in open(local).read()
     assert password not in result.stdout + result.stderr
 
+    # the same login written into the address: used, and never shown or recorded either
+    address = team_server.url.replace("://", f"://alice:{password}@")
+    by_address = run_cli("-m", "model=lstm", f"tracking.uri={address}")  # no MLFLOW_* set
+    assert by_address.returncode == 0, by_address.stderr[-3000:]
+    assert password not in by_address.stdout + by_address.stderr
+    runs = [run for run in runs_of(client) if "lstm" in run.info.run_name]
+    assert sorted(run.info.run_name for run in runs) == [
+        f"model=lstm tracking.uri={team_server.url}",  # the parent
+        f"model=lstm,tracking.uri={team_server.url}"]
+    for run in runs:
+        recorded = [*run.data.params.values(), *run.data.tags.values()]
+        assert not any(password in value for value in recorded)
+
     url, bob = team_server.url, team_server.create_user("bob")  # READ, by the server's default
     refusals = {
         "no credentials": ({"MLFLOW_TRACKING_URI": url},
@@ -191,8 +204,8 @@ def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, al
         print(f"{case}: refused in {time.monotonic() - started:.1f} s")
         assert (refused.returncode, refused.stderr, refused.stdout) == (1, line, ""), case
         assert env.get("MLFLOW_TRACKING_PASSWORD", "-") not in refused.stderr
-    assert len(runs_of(client)) == 3  # the first sweep's, and nothing from the refused ones
-    assert len(list((tmp_path / "outputs").glob("multirun/*/*/[0-9]"))) == 2  # its jobs only
+    assert len(runs_of(client)) == 5  # the two sweeps', and nothing from the refused ones
+    assert len(list((tmp_path / "outputs").glob("multirun/*/*/[0-9]"))) == 3  # their jobs only
 
 def test_a_reaper_that_collides_with_another_goes_on_and_its_job_creates_its_run(
         team_server, alice, capsys):

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 from hydra_plugins.runner_sweeper.composing import ComposedAside
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
 from runner.hydra_internals import BasicSweeper, ComposedOnce, jobs_run_here, returned
-from runner.identity import cell_key, config_sha256, grid_sha256
+from runner.identity import cell_key, config_sha256, grid_sha256, job_name
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
 
@@ -83,7 +83,6 @@ class _Collecting:
 def _report(job: JobReturn):
     """The JobReport of a job from its return, whichever process or machine ran it."""
     from runner.recording.requests import JobReport
-    from runner.vocabulary import spell_overrides
 
     hydra_job = job.hydra_cfg.hydra.job
     value = returned(job)
@@ -92,8 +91,8 @@ def _report(job: JobReturn):
     if job.status == JobStatus.COMPLETED and isinstance(value, JobReport):
         return value
     first = str(value).splitlines()[0] if str(value) else ""
-    return JobReport(int(hydra_job.num), spell_overrides(hydra_job.override_dirname) or "defaults",
-                     False, f"{type(value).__name__}: {first}")
+    return JobReport(int(hydra_job.num), job_name(hydra_job), False,
+                     f"{type(value).__name__}: {first}")
 
 
 def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
@@ -200,7 +199,10 @@ class GridSweeper(BasicSweeper):
         from runner.recording.client import recorder
         from runner.recording.requests import CreateParent
 
-        name = " ".join(self.config.hydra.overrides.task) or "multirun"
+        from runner.vocabulary import spell_overrides
+
+        typed = self.config.hydra.overrides.task
+        name = " ".join(spell_overrides(override) for override in typed) or "multirun"
         return recorder().submit(CreateParent(tracking, name, {
             "sweep.dir": self.config.hydra.sweep.dir, "sweep.overrides": name}, grid)).result()
 

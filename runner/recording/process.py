@@ -27,7 +27,11 @@ REQUESTS = (requests.CreateParent, requests.StartRun, requests.FinishRun, reques
 # (no network, or telemetry off for this version) it deletes a variable of os.environ while a
 # request of ours reads os.environ (requests' proxy lookup): that request then fails with
 # KeyError '_MLFLOW_TELEMETRY_SESSION_ID'. It lost 2 of 64 writes under load (store_load.py).
-MLFLOW_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true"}
+# And on a tracking server MLflow prints "View run ... at: <address>" as each run ends (one
+# more request each, and the address with any `user:password@` written into tracking.uri):
+# the runner prints its own addresses, without credentials.
+MLFLOW_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true",
+                      "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 def before_mlflow() -> None:
