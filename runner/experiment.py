@@ -62,8 +62,8 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     on_gpu = memory.reset_gpu_peak()
     batches = make_inputs(spec.expected, config["data"], spec.seed)
     model, built = build_model(spec.layers, spec.plan, spec.name)
-    if config["jit_compile"].lower() != "auto":
-        model.compile(jit_compile=config["jit_compile"].lower() == "true")
+    if config["jit_compile"] != "auto":  # True or False (validate.JIT_COMPILE)
+        model.compile(jit_compile=config["jit_compile"])
     predictions, firsts = [], []
     for batch in batches:  # consecutive: a stateful layer carries its states between them
         outputs, took = predict(model, batch)

@@ -45,16 +45,17 @@ def summary_table(rows: list, speed: bool = False) -> str:
 
 def summary_text(rows: list, speed: bool = False) -> str:
     """The sweep's table; when its seeds vary, then each cell's metrics over its seeds."""
-    from runner.recording.summary import SEED_METRICS, over_seeds
+    from runner.recording.summary import over_seeds, seed_metrics
 
     stats = over_seeds(rows)
     if not stats:
         return summary_table(rows, speed)
+    metrics = seed_metrics(rows)
     body = [[entry["cell"], entry["seeds"],
-             *(_mean_std(*entry[metric]) for metric in SEED_METRICS)] for entry in stats]
+             *(_mean_std(*entry[metric]) for metric in metrics)] for entry in stats]
     return "\n".join([summary_table(rows, speed), "",
                       "over seeds: mean ± standard deviation of each cell's FINISHED runs",
-                      text_table(["cell", "seeds", *SEED_METRICS], body)])
+                      text_table(["cell", "seeds", *metrics], body)])
 
 
 def _mean_std(mean, std) -> str:

@@ -30,12 +30,14 @@ def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
                 experiment: str = TrackingSchema.experiment):
     """One row per cell of the sweep (`last`, or a run id of its parent or of one of its jobs),
     each cell's latest run: `job`, the knobs that vary across the cells, typed as the schema
-    types them (ints, floats, booleans), `shape.<output>`, `status`, the main metrics, `run_id`.
+    types them (ints, floats, booleans), `shape.<output>`, `status`, the main metrics (with
+    `predict.median_seconds` and `throughput.sequences_per_second` where cells were timed),
+    `run_id`.
     `uri`: MLFLOW_TRACKING_URI, else the project's default store under ./outputs."""
     import pandas as pd
     from mlflow import MlflowClient
 
-    from runner.recording.summary import latest_attempts
+    from runner.recording.summary import SPEED_METRICS, latest_attempts
 
     uri = uri or default_uri()
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
@@ -67,7 +69,8 @@ def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
     for key in shapes:
         columns[key] = [run.data.tags.get(key) for run in runs]
     columns["status"] = [run.info.status for run in runs]
-    for metric in METRICS:
+    timed = [metric for metric in SPEED_METRICS if any(metric in run.data.metrics for run in runs)]
+    for metric in (*METRICS, *timed):  # the speed metrics where the runs were timed
         columns[metric] = [run.data.metrics.get(metric) for run in runs]
     columns["param_count"] = [None if value is None else int(value)
                               for value in columns["param_count"]]

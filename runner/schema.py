@@ -62,7 +62,7 @@ class TrackingSchema:
 @dataclass
 class TimingSchema:
     warmup: int = 1  # untimed calls after the first
-    repeats: int = 5  # timed calls; 0: no timing
+    repeats: int = 5  # timed calls; 0: no timing (no warm-up call either)
 
 
 @dataclass
@@ -76,7 +76,7 @@ class RunnerSchema:
     seed: int = 0
     mode: Mode = Mode.run
     precision: Precision = Precision.float32
-    jit_compile: str = "auto"  # auto | true | false
+    jit_compile: str = "auto"  # auto | true | false; a job spec holds "auto", True or False
     timing: TimingSchema = field(default_factory=TimingSchema)
     tolerances: Dict[str, float] = field(default_factory=dict)  # per precision
     tolerance: float = 1e-5  # largest oracle.max_abs_err a run may have

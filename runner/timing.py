@@ -9,7 +9,10 @@ import numpy as np
 
 
 def time_calls(call, warmup: int, repeats: int) -> list:
-    """The seconds of `repeats` calls, after `warmup` untimed ones."""
+    """The seconds of `repeats` calls, after `warmup` untimed ones; no call at all when
+    `repeats` is 0 (timing off)."""
+    if repeats == 0:
+        return []
     for _ in range(warmup):
         call()
     seconds = []

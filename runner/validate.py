@@ -19,6 +19,7 @@ from runner.vocabulary import ALLOWED_TARGETS, KNOBS, spell
 POSITIVE = ("model.units", "model.batch_size", "data.batch_size", "data.timesteps",
             "data.features", "data.batches")
 OPTIONAL = ("model.units",)  # needed only where a layer takes it
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # the knob's words -> Keras's values
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ def validate(cfg: DictConfig) -> JobSpec:
     _check_targets(leaves)  # before anything is resolved: an interpolated target is refused too
     config = _resolved(cfg, dict(leaves))
     _check_ranges(cfg)
+    # As Keras's compile takes it, recorded as typed (true, not the str field's 'True')
+    config["jit_compile"] = JIT_COMPILE[str(config["jit_compile"]).lower()]
     taken = {knob for knob in KNOBS if "${" + knob + "}" in str(unresolved["model"])}
     return _spec(config, taken)
 
@@ -143,7 +146,7 @@ def _check_ranges(cfg: DictConfig) -> None:
         if OmegaConf.select(cfg, key) < 0:
             raise ConfigError(f"{key}: must be 0 or a positive integer, got "
                               f"{OmegaConf.select(cfg, key)}")
-    if str(cfg.jit_compile).lower() not in ("auto", "true", "false"):
+    if str(cfg.jit_compile).lower() not in JIT_COMPILE:
         raise ConfigError(f"jit_compile: {cfg.jit_compile!r} is not one of auto, true, false")
     if not cfg.tolerance > 0:
         raise ConfigError(f"tolerance: must be a positive number, got {cfg.tolerance}")

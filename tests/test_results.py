@@ -113,6 +113,37 @@ def test_a_seed_sweep_and_a_grid_of_two_knobs_read_back_typed(store, store_uri, 
                                        "model, return_sequences\n")
 
 
+def test_a_timed_sweep_reads_back_its_speed_as_floats(store, store_uri, tmp_path, client):
+    from runner.results import sweep_frame
+
+    def timed(median: float, mean: float) -> dict:  # batches of 4
+        return {**_metrics(60, mean), "predict.median_seconds": median,
+                "throughput.sequences_per_second": 4 / median}
+
+    sweep = _sweep(store, tmp_path, [
+        (0, {"model": "lstm", "seed": "0"}, timed(0.002, 0.1), False),
+        (1, {"model": "lstm", "seed": "1"}, timed(0.004, 0.3), False),
+        (2, {"model": "gru", "seed": "0"}, _metrics(54, -0.5), True),  # failed: never timed
+        (3, {"model": "gru", "seed": "1"}, timed(0.001, -0.3), False)])
+    frame = sweep_frame(sweep, uri=store_uri)
+    assert list(frame.columns)[-3:] == ["predict.median_seconds",
+                                        "throughput.sequences_per_second", "run_id"]
+    speed = frame[["predict.median_seconds", "throughput.sequences_per_second"]]
+    assert [str(dtype) for dtype in speed.dtypes] == ["float64", "float64"]
+    assert speed.fillna(-1).values.tolist() == [[0.002, 2000.0], [0.004, 1000.0], [-1, -1],
+                                                [0.001, 4000.0]]
+    fastest = frame.sort_values("throughput.sequences_per_second", ascending=False)
+    assert fastest.job.tolist() == [3, 0, 1, 2]
+    # the parent's summary over seeds: the speed metrics too, over each cell's FINISHED runs
+    text = open(client.download_artifacts(sweep, "summary.txt", str(tmp_path / "a"))).read()
+    lines = text.split("over seeds: mean ± standard deviation of each cell's FINISHED runs\n")[
+        1].splitlines()
+    assert lines[0].split()[-2:] == ["predict.median_seconds", "throughput.sequences_per_second"]
+    assert lines[2].split()[:2] == ["model=lstm", "2"]
+    assert lines[2].split()[-6:] == ["0.003", "±", "0.0014", "1.5e+03", "±", "7.1e+02"]
+    assert lines[3].split()[:2] + lines[3].split()[-2:] == ["model=gru", "1", "0.001", "4e+03"]
+
+
 def test_no_store_no_sweep_is_one_line(tmp_path, capsys):
     from runner.results import main
 

@@ -46,6 +46,26 @@ def test_no_timing_when_repeats_is_zero(make_cfg, tmp_path):
     assert not any(key.startswith(("throughput.", "predict.median")) for key in result.metrics)
 
 
+@pytest.mark.parametrize("warmup,repeats,calls", [(1, 0, 0), (3, 0, 0), (2, 4, 6), (0, 3, 3)])
+def test_timing_makes_warmup_then_repeats_calls_and_none_when_off(warmup, repeats, calls):
+    from runner.timing import time_calls
+
+    made = []
+    seconds = time_calls(lambda: made.append(len(made)), warmup, repeats)
+    assert len(made) == calls and len(seconds) == repeats  # repeats=0: no warm-up call either
+    assert all(second >= 0 for second in seconds)
+
+
+@pytest.mark.parametrize("typed,recorded", [
+    ("auto", "auto"), ("true", "true"), ("false", "false"), ("True", "true")])
+def test_jit_compile_is_recorded_as_the_project_spells_it(make_cfg, tmp_path, typed, recorded):
+    from runner.experiment import planned_result
+
+    spec = validate(make_cfg(f"jit_compile={typed}"))
+    assert spec.config["jit_compile"] == {"auto": "auto", "true": True, "false": False}[recorded]
+    assert planned_result(spec, tmp_path).params["jit_compile"] == recorded
+
+
 @pytest.mark.parametrize("overrides,tags", [
     (["precision=mixed_bfloat16"], {}),
     (["precision=mixed_float16", "model=bilstm"], {}),
@@ -56,6 +76,9 @@ def test_reduced_precision_and_xla_runs_pass_their_reference_checks(make_cfg, tm
                                                                     overrides, tags):
     result = _run(make_cfg, tmp_path, *overrides, "return_sequences=true")
     assert {key: result.tags[key] for key in tags} == tags
+    jit = tags.get("jit.compiled", "auto")  # the param and config.yaml as the user typed it
+    assert result.params["jit_compile"] == jit
+    assert f"\njit_compile: {jit}\n" in (result.artifact_dir / "config.yaml").read_text()
     config = json.dumps(result.params)
     precision = result.params["precision"]
     tolerance = float(result.params[f"tolerances.{precision}"])
@@ -63,6 +86,33 @@ def test_reduced_precision_and_xla_runs_pass_their_reference_checks(make_cfg, tm
     assert result.metrics["oracle.max_abs_err"] <= tolerance
     if precision != "float32":  # the error a reduced precision costs, measured and recorded
         assert result.metrics["oracle.max_abs_err"] > 1e-5
+
+
+def test_the_throughput_figure_draws_every_timed_cell_fastest_first_with_its_spread():
+    from runner.plots import throughput_figure
+
+    def row(overrides, batch, median, iqr):
+        return {"overrides": overrides, "throughput": batch / median, "median_seconds": median,
+                "iqr_seconds": iqr}
+
+    rows = [row("model=lstm,data.batch_size=32", 32, 0.010, 0.002),
+            row("model=gru,data.batch_size=128", 128, 0.020, 0.0),
+            {"overrides": "model=lstm,data.batch_size=64", "throughput": "",  # not timed
+             "median_seconds": "", "iqr_seconds": ""},
+            row("model=gru,data.batch_size=32", 32, 0.004, 0.010)]  # quartiles wider than it
+    [axes] = throughput_figure(rows).axes
+    assert axes.get_xscale() == "log"
+    assert [label.get_text() for label in axes.get_yticklabels()] == [
+        "model=gru,data.batch_size=32", "model=gru,data.batch_size=128",
+        "model=lstm,data.batch_size=32"]  # 8000, 6400 and 3200 sequences a second
+    assert axes.yaxis_inverted()  # the fastest on top
+    [(marks, _, (spread,))] = axes.containers  # one errorbar: a marker and a bar a cell
+    assert list(marks.get_xdata()) == pytest.approx([8000, 6400, 3200])
+    assert list(marks.get_ydata()) == [segment[0][1] for segment in spread.get_segments()] == [
+        0, 1, 2]
+    # each bar spans the calls' quartiles: batch / (median ± iqr/2), the fast end at most 20x
+    ends = [end for segment in spread.get_segments() for end in (segment[0][0], segment[1][0])]
+    assert ends == pytest.approx([32 / 0.009, 32 / 0.0002, 6400, 6400, 32 / 0.011, 32 / 0.009])
 
 
 def test_the_speed_sweep_is_explained_without_tensorflow(run_cli):

@@ -97,6 +97,14 @@ def latest_attempts(children: list, launched=(), earlier=()) -> tuple:
 
 SEED_METRICS = ("output.mean", "output.std", "output.abs_max", "oracle.max_abs_err",
                 "job.seconds")
+# A timed run's figures (timing.repeats > 0): read back beside the others where runs have them
+SPEED_METRICS = ("predict.median_seconds", "throughput.sequences_per_second")
+
+
+def seed_metrics(rows: list) -> tuple:
+    """The metrics compared over seeds: SEED_METRICS, then the speed metrics some run has."""
+    return (*SEED_METRICS, *(metric for metric in SPEED_METRICS
+                             if any(metric in row["metrics"] for row in rows)))
 _SEED = re.compile(r"(?:^|,)seed=([^,]*)")
 
 
@@ -113,7 +121,7 @@ def over_seeds(rows: list) -> list:
     for cell, members in cells.items():
         finished = [row["metrics"] for row in members if row["status"] == "FINISHED"]
         entry = {"cell": cell, "seeds": len(finished)}
-        for metric in SEED_METRICS:
+        for metric in seed_metrics(rows):
             values = [metrics[metric] for metrics in finished if metric in metrics]
             entry[metric] = (statistics.fmean(values) if values else None,
                              statistics.stdev(values) if len(values) > 1 else None)
