@@ -29,7 +29,7 @@ def explain(cfg: DictConfig, name: str) -> dict:
 
     _leave_no_files(HydraConfig.get())
     try:
-        spec = validate(cfg)
+        spec = validate(cfg, HydraConfig.get().overrides.task)
     except ConfigError as error:
         error_line = f"{name} -> invalid: {error}"
         print(error_line)
@@ -47,7 +47,7 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     from runner.validate import validate
 
     try:
-        spec = validate(cfg)  # before any run is created or TensorFlow imported
+        spec = validate(cfg, hydra_cfg.overrides.task)  # before any run or TensorFlow
     except ConfigError as error:
         _leave_no_files(hydra_cfg)
         print(error, file=sys.stderr)  # one line, starting with the key

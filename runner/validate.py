@@ -7,7 +7,7 @@ import difflib
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -58,9 +58,11 @@ def walk(node, key: str = ""):
         yield key, node
 
 
-def validate(cfg: DictConfig) -> JobSpec:
+def validate(cfg: DictConfig, typed: Sequence[str] = ()) -> JobSpec:
     """The job's spec; ConfigError naming the dotted key and what is allowed when a value is
-    unusable. A stack Keras cannot build is not refused here: its run records the reason."""
+    unusable. A stack Keras cannot build is not refused here: its run records the reason.
+    `typed`: the overrides as the user typed them, so that a knob typed for a stack that does
+    not take it is named even at its default value."""
     unresolved = OmegaConf.to_container(cfg, resolve=False)
     leaves = list(walk(unresolved))
     _check_missing(leaves)
@@ -71,7 +73,8 @@ def validate(cfg: DictConfig) -> JobSpec:
     # As Keras's compile takes it, recorded as typed (true, not the str field's 'True')
     config["jit_compile"] = JIT_COMPILE[str(config["jit_compile"]).lower()]
     taken = {knob for knob in KNOBS if "${" + knob + "}" in str(unresolved["model"])}
-    return _spec(config, taken)
+    typed_knobs = {override.split("=", 1)[0].lstrip("+~") for override in typed} & set(KNOBS)
+    return _spec(config, taken, typed_knobs)
 
 
 def _check_missing(leaves: list) -> None:
@@ -158,7 +161,7 @@ def _check_ranges(cfg: DictConfig) -> None:
                           "e.g. tracking.experiment=rnn-shapes")
 
 
-def _spec(config: dict, taken: set) -> JobSpec:
+def _spec(config: dict, taken: set, typed: set) -> JobSpec:
     """The oracle's checks of every layer's values, of the inputs' shapes and of what the data
     asks of the model (a fixed batch for stateful layers, a masking layer for padding)."""
     model, data = config["model"], config["data"]
@@ -175,7 +178,7 @@ def _spec(config: dict, taken: set) -> JobSpec:
         raise ConfigError(f"model.batch_size: the model takes batches of {fixed} but "
                           f"data.batch_size={data['batch_size']}")
     layers = model["layers"]
-    label, unused = knob_label(model["name"], config, taken)
+    label, unused = knob_label(model["name"], config, taken, typed)
     try:
         expected = plan_model(layers, inputs)  # first: its errors name concrete sizes
         plan = plan_model(layers, {name: (fixed, *shape) for name, shape in declared.items()})
@@ -199,9 +202,10 @@ def _check_data_against(plan: StackPlan, layers: list, data: dict, fixed) -> Non
                           "(+model.layers.N.mask_zero=true) or start with a keras.layers.Masking")
 
 
-def knob_label(name: str, config: dict, taken: set) -> tuple:
+def knob_label(name: str, config: dict, taken: set, typed: set = frozenset()) -> tuple:
     """(`bilstm return_sequences=true merge_mode=sum`: the stack and the knobs it takes, beyond
-    their defaults except return_sequences; the knobs set otherwise that it does not take)."""
+    their defaults except return_sequences; the knobs typed, or set otherwise than their
+    defaults, that it does not take)."""
     label = [name]
     if "return_sequences" in taken:
         label.append(f"return_sequences={spell(config['return_sequences'])}")
@@ -209,5 +213,5 @@ def knob_label(name: str, config: dict, taken: set) -> tuple:
         if knob in taken and config[knob] != KNOBS[knob]:
             label.append(f"{knob}={spell(config[knob])}")
     unused = tuple(f"{knob}={spell(config[knob])}" for knob, default in KNOBS.items()
-                   if knob not in taken and config[knob] != default)
+                   if knob not in taken and (knob in typed or config[knob] != default))
     return " ".join(label), unused

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from helpers import ROOT, runs_of
+from helpers import ROOT, parent_and_children, runs_of
 
 
 @pytest.fixture
@@ -58,6 +58,28 @@ def test_a_knob_the_stack_does_not_take_is_said_and_recorded(run_cli, client):
     [run] = runs_of(client)
     assert run.data.tags["knobs.unused"] == "merge_mode=sum"
     assert run.data.params["merge_mode"] == "sum"
+
+
+@pytest.mark.slow
+def test_in_a_grid_across_stacks_every_cell_says_which_knobs_it_ignored(run_cli, client):
+    """The README's grid: a knob typed is named where the stack does not take it, even at
+    its default value; the stack that takes it says nothing."""
+    result = run_cli("-m", "model=lstm,bilstm", "merge_mode=concat,sum")
+    assert result.returncode == 0, result.stderr
+    progress = sorted(line.split("] ", 1)[1].split("   ")[0]
+                      for line in result.stdout.splitlines() if line.startswith("["))
+    assert progress == [
+        "merge_mode=concat,model=bilstm -> output (4, 6)",
+        "merge_mode=concat,model=lstm -> output (4, 3)  (not taken by this stack: "
+        "merge_mode=concat)",
+        "merge_mode=sum,model=bilstm -> output (4, 3)",
+        "merge_mode=sum,model=lstm -> output (4, 3)  (not taken by this stack: merge_mode=sum)"]
+    _, children = parent_and_children(client)
+    unused = {run.info.run_name: run.data.tags.get("knobs.unused") for run in children}
+    assert unused == {"merge_mode=concat,model=lstm": "merge_mode=concat",
+                      "merge_mode=sum,model=lstm": "merge_mode=sum",
+                      "merge_mode=concat,model=bilstm": None,
+                      "merge_mode=sum,model=bilstm": None}
 
 
 def test_a_refused_command_leaves_no_files(run_cli, tmp_path):
