@@ -21,24 +21,27 @@ def _leave_no_files(hydra_cfg) -> None:
     remove_directory(Path(hydra_cfg.runtime.output_dir), Path(hydra_cfg.runtime.cwd))
 
 
-def explain(cfg: DictConfig, name: str) -> dict:
+def _refuse(hydra_cfg, line) -> None:
+    """One line on stderr, exit code 1, and nothing left behind."""
+    _leave_no_files(hydra_cfg)
+    print(line, file=sys.stderr)
+    sys.exit(1)
+
+
+def explain(cfg: DictConfig, hydra_cfg, multirun: bool):
     """Print the oracle's table for this config; no TensorFlow, no store, no files."""
     from runner.errors import ConfigError
-    from runner.report import explain_table
-    from runner.validate import validate
+    from runner.explain import explain_config
 
-    _leave_no_files(HydraConfig.get())
+    _leave_no_files(hydra_cfg)
     try:
-        spec = validate(cfg, HydraConfig.get().overrides.task)
+        explained = explain_config(cfg, job_name(hydra_cfg.job), hydra_cfg.overrides.task)
     except ConfigError as error:
-        error_line = f"{name} -> invalid: {error}"
-        print(error_line)
-        return {"ok": False, "line": error_line}
-    if spec.refusal is not None:
-        print(f"{name} -> invalid: {spec.refusal}")
-        return {"ok": False, "line": f"{name} -> invalid: {spec.refusal}"}
-    print(explain_table(f"{spec.label}  [{name}]", spec.expected))
-    return {"ok": True, "line": f"{name} -> {spec.label}"}
+        _refuse(hydra_cfg, error)
+    print(explained.text, flush=True)
+    if not explained.ok and not multirun:
+        sys.exit(1)
+    return explained
 
 
 def run(cfg: DictConfig, hydra_cfg, multirun: bool):
@@ -49,14 +52,10 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     try:
         spec = validate(cfg, hydra_cfg.overrides.task)  # before any run or TensorFlow
     except ConfigError as error:
-        _leave_no_files(hydra_cfg)
-        print(error, file=sys.stderr)  # one line, starting with the key
-        sys.exit(1)
+        _refuse(hydra_cfg, error)  # one line, starting with the key
     if cfg.resume is not None and not multirun:  # a sweep's jobs never see it (runner_sweeper)
-        _leave_no_files(hydra_cfg)
-        print(f"resume: only a sweep resumes; add -m: python -m runner -m ... "
-              f"resume={cfg.resume}", file=sys.stderr)
-        sys.exit(1)
+        _refuse(hydra_cfg, f"resume: only a sweep resumes; add -m: python -m runner -m ... "
+                           f"resume={cfg.resume}")
     from runner.job import RunIdentity, run_job
     from runner.recording.requests import PARENT_RUN_ENV
     identity = RunIdentity(
@@ -89,11 +88,16 @@ def main(cfg: DictConfig):
     quiet_libraries(cfg.verbose)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    if cfg.mode == "explain":
-        result = explain(cfg, job_name(hydra_cfg.job))
-        if not result["ok"] and not multirun:
-            sys.exit(1)
-        return result
+    if not multirun:  # a sweep checks its own and each cell's choices (runner_sweeper)
+        from hydra.core.global_hydra import GlobalHydra
+
+        from runner.refusals import unknown_option
+
+        refusal = unknown_option(hydra_cfg.runtime.choices, GlobalHydra.instance().config_loader())
+        if refusal is not None:
+            _refuse(hydra_cfg, refusal)
+    if cfg.mode == "explain":  # a sweep explains its cells itself (runner_sweeper)
+        return explain(cfg, hydra_cfg, multirun)
     return run(cfg, hydra_cfg, multirun)
 
 

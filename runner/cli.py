@@ -43,6 +43,7 @@ def launch(app) -> None:
 
     register_sweeper()
     report_errors_with(one_line)
+    sys.argv = with_home_expanded(sys.argv)
     sys.stdout = _ClosedPipeTolerant(sys.stdout)
     try:
         app()
@@ -68,6 +69,21 @@ def launch(app) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def with_home_expanded(argv: list) -> list:
+    """`--config-dir=~/my_models` (or `-cd=~/...`) with `~` expanded, as Hydra reads it: the
+    shell expands a `~` only at the start of a word, not after `=`."""
+    expanded, flag = [], None
+    for arg in argv:
+        name, equals, value = arg.partition("=")
+        if flag is not None and arg.startswith("~"):  # `--config-dir '~/my_models'`
+            arg = os.path.expanduser(arg)
+        elif name in ("--config-dir", "-cd") and equals and value.startswith("~"):
+            arg = f"{name}={os.path.expanduser(value)}"
+        flag = arg if arg in ("--config-dir", "-cd") else None
+        expanded.append(arg)
+    return expanded
 
 
 def register_sweeper() -> None:

@@ -2,33 +2,42 @@
 line: the dotted key first, then what is allowed, and a "did you mean" where one is close."""
 
 import dataclasses
-import difflib
 import re
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from runner.schema import RunnerSchema
-from runner.vocabulary import LAYERS
+from runner.vocabulary import LAYERS, did_you_mean
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
+KINDS = {"model": "stack", "sweep": "sweep"}  # what an option of a config group is called
 
 
 def one_line(error: BaseException, overrides: Sequence[str] = ()) -> Optional[str]:
     """The line for a refusal of the user's overrides, or None for any other error."""
     from hydra.errors import (ConfigCompositionException, MissingConfigException,
-                              OverrideParseException)
+                              OverrideParseException, SearchPathException)
 
+    if isinstance(error, SearchPathException):
+        return _no_config_dir(str(error))
     if isinstance(error, MissingConfigException):
         return _missing_option(str(error))
     if isinstance(error, OverrideParseException):
         return _unreadable(str(error), overrides)
     if isinstance(error, ConfigCompositionException):
-        return _composition(error)
+        return _composition(error, overrides)
     return None
 
 
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+def unknown_option(choices: Mapping, loader) -> Optional[str]:
+    """The line for a config group given an option that does not exist, or None: Hydra leaves
+    an optional group's missing option out without a word (`sweep=sed` would run no sweep)."""
+    sources = loader.get_sources()
+    for group, name in choices.items():
+        if group.startswith("hydra/") or name is None:
+            continue
+        if not name or not any(source.is_config(f"{group}/{name}") for source in sources):
+            return _no_option(group, name, loader.get_group_options(group))
+    return None
 
 
 def _full_key(text: str) -> str:
@@ -37,7 +46,7 @@ def _full_key(text: str) -> str:
     return re.sub(r"\[(\d+)\]", r".\1", key)  # model.layers[5] -> model.layers.5
 
 
-def _composition(error) -> Optional[str]:
+def _composition(error, overrides: Sequence[str]) -> Optional[str]:
     from omegaconf.errors import ConfigAttributeError, ConfigIndexError, ValidationError
 
     text, cause = str(error), error.__cause__
@@ -46,6 +55,14 @@ def _composition(error) -> Optional[str]:
         key, value = ambiguous.groups()
         return (f"{key}: {value} is several values: add -m to sweep them, or give one "
                 f"({key}={value.split(',')[0]})")
+    twice = (re.match(r"Multiple values for (\S+)\. To override a value use 'override \S+: (.*)'",
+                      text)
+             or re.match(r"(\S+) appears more than once in the final defaults list", text))
+    if twice:  # `+model=gru`: the group is in the defaults list already
+        group = twice.group(1)
+        added = [o.split("=", 1)[1] for o in overrides if o.startswith(f"+{group}=")]
+        name = (twice.groups()[1:] or added or ["NAME"])[0]
+        return f"{group}: already chosen by default; write {group}={name}"
     if isinstance(cause, ConfigAttributeError):
         return _unknown_key(_full_key(str(cause)), re.search(r"use (\+\S+)", text))
     if isinstance(cause, ConfigIndexError):
@@ -73,14 +90,13 @@ def _unknown_key(key: str, append) -> str:
     fields = _schema_fields(key)
     if fields is not None:
         prefix = key[:-len(name)]
-        close = _did_you_mean(name, fields).replace("mean ", f"mean {prefix}")
-        return f"{key}: unknown key{close}; known: {', '.join(fields)}"
+        return f"{key}: unknown key{did_you_mean(name, fields, prefix)}; known: {', '.join(fields)}"
     layer = re.match(r"(model\.layers\.\d+(?:\.layer)?)\.", key)
     if layer:  # an argument the model file does not set: `+` adds it, if the layer takes it
         known = sorted(set().union(*LAYERS.values()))
         if name in known and append:
             return f"{key}: not set in the model file; add it with {append.group(1)}"
-        return (f"{key}: unknown argument{_did_you_mean(name, known)}; "
+        return (f"{key}: unknown argument{did_you_mean(name, known)}; "
                 f"a layer takes the arguments of its Keras class")
     return f"{key}: unknown key" + (f"; add it with {append.group(1)}" if append else "")
 
@@ -97,20 +113,31 @@ def _wrong_value(key: str, reason: str) -> str:
     choices = re.search(r"Invalid value '([^']*)', expected one of \[(.*)\]", reason)
     if choices:
         word, allowed = choices.group(1), choices.group(2).split(", ")
-        return f"{key}: {word!r} is not one of {', '.join(allowed)}{_did_you_mean(word, allowed)}"
+        return f"{key}: {word!r} is not one of {', '.join(allowed)}{did_you_mean(word, allowed)}"
     return f"{key}: {reason}"
 
 
 def _missing_option(text: str) -> str:
-    wanted = re.search(r"Could not find '([^']+)/([^']+)'", text)
+    wanted = re.search(r"Could not find '([^']+)/([^']*)'", text)
     if not wanted:
         return f"error: {text.splitlines()[0]}"
-    group, name = wanted.groups()
     options = re.findall(r"^\t(\S+)$", text.split("Available options", 1)[-1], re.M)
-    options = [o for o in options if "=" not in o]
-    kind = "stack" if group == "model" else "config"
-    return (f"{group}: no {kind} named {name!r}{_did_you_mean(name, options)}; "
-            f"available: {', '.join(options) or 'none'}")
+    return _no_option(*wanted.groups(), [o for o in options if "=" not in o])
+
+
+def _no_option(group: str, name: str, options: Sequence[str]) -> str:
+    kind, available = KINDS.get(group, "config"), ", ".join(options) or "none"
+    if not name:  # `model=`
+        return f"{group}: needs a {kind} name; available: {available}"
+    return f"{group}: no {kind} named {name!r}{did_you_mean(name, options)}; available: {available}"
+
+
+def _no_config_dir(text: str) -> Optional[str]:
+    missing = re.match(r"Additional config directory '(.*)' not found", text)
+    if not missing:
+        return None
+    return (f"--config-dir: no directory {missing.group(1)}; give a directory that holds "
+            f"model/NAME.yaml")
 
 
 def _unreadable(text: str, overrides: Sequence[str]) -> str:

@@ -6,7 +6,7 @@ from typing import Optional
 
 from runner.errors import ConfigError, StackError
 from runner.vocabulary import (ACTIVATIONS, CELLS, HALVING, LAMBDA_FUNCTIONS, LAYERS, MERGE_MODES,
-                               RECURRENT)
+                               RECURRENT, did_you_mean)
 
 FLOWING = ("output", "forward_output", "backward_output")  # results that feed the next layer
 STATES = {"SimpleRNN": ("h",), "LSTM": ("h", "c"), "GRU": ("h",),
@@ -44,7 +44,8 @@ def check_arguments(layer: dict, name: str, key: str, known: dict = LAYERS) -> N
     for arg in layer:
         if arg != "_target_" and arg not in known[name]:
             allowed = ", ".join(sorted(known[name]))
-            raise ConfigError(f"{key}.{arg}: unknown argument for {name}; known: {allowed}")
+            raise ConfigError(f"{key}.{arg}: unknown argument for {name}"
+                              f"{did_you_mean(arg, known[name])}; known: {allowed}")
 
 
 def _positive_int(layer: dict, arg: str, key: str, default=None) -> int:

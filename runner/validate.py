@@ -3,7 +3,6 @@
 Every check of a config lives here or in the oracle it calls (`runner.shapes`)."""
 
 import dataclasses
-import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from runner.errors import ConfigError, StackError
 from runner.schema import RunnerSchema
 from runner.shapes import StackPlan, data_shape, plan_model
-from runner.vocabulary import ALLOWED_TARGETS, KNOBS, spell
+from runner.vocabulary import ALLOWED_TARGETS, KNOBS, did_you_mean, spell
 
 POSITIVE = ("model.units", "model.batch_size", "data.batch_size", "data.timesteps",
             "data.features", "data.batches")
@@ -125,9 +124,8 @@ def _unknown_keys(node: DictConfig, schema, prefix: str) -> None:
     fields = {field.name: field for field in dataclasses.fields(schema)}
     for key in node.keys():
         if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
-            raise ConfigError(f"{prefix}{key}: unknown key{hint}; known: {', '.join(fields)}")
+            raise ConfigError(f"{prefix}{key}: unknown key{did_you_mean(key, fields, prefix)}; "
+                              f"known: {', '.join(fields)}")
         field_type = fields[key].type
         if dataclasses.is_dataclass(field_type):
             _unknown_keys(node[key], field_type, f"{prefix}{key}.")

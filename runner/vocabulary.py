@@ -1,6 +1,7 @@
 """What a config may name: the one list of each, read by the schema, the oracle, the reference
 and the allowlist alike. Pure Python: importing it costs nothing."""
 
+import difflib
 import re
 
 _INITIALIZERS = frozenset({"kernel_initializer", "recurrent_initializer", "bias_initializer"})
@@ -70,6 +71,12 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 # The top-level knobs a model file may take by interpolation (`${return_sequences}`), and their
 # defaults: a knob set otherwise on a stack that does not take it is reported, never claimed
 KNOBS = {"return_sequences": False, "return_state": False, "merge_mode": "concat"}
+
+
+def did_you_mean(word, choices, prefix: str = "") -> str:
+    """` (did you mean units?)` for the choice closest to a mistyped word, or "" if none is."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 def spell(value) -> str:

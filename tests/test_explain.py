@@ -63,6 +63,44 @@ def test_an_explain_sweep_as_typed_prints_every_cell_and_leaves_no_files(tmp_pat
     assert list(tmp_path.iterdir()) == []  # no store, no outputs/ directory
 
 
+STACKS = ("bilstm, gru, guide_bidirectional, guide_cells, guide_embedding_lstm, "
+          "guide_encoder_decoder, guide_gru_simple_rnn, guide_stateful, lambda_lstm, lstm, "
+          "simple_rnn")
+
+
+def test_an_explain_sweep_names_every_bad_cell_and_leaves_no_files(tmp_path):
+    """Composed and checked as a sweep that runs is: a line a bad cell, and nothing explained."""
+    result = explain(tmp_path, "-m", "model=transformer,lstmm")
+    assert result.returncode == 1
+    assert result.stdout == "HEAVY []\n"
+    assert result.stderr == (
+        "2 of 2 cells are invalid; no job was started:\n"
+        f"  model=transformer mode=explain: model: no stack named 'transformer'; available: "
+        f"{STACKS}\n"
+        f"  model=lstmm mode=explain: model: no stack named 'lstmm' (did you mean lstm?); "
+        f"available: {STACKS}\n")
+    result = explain(tmp_path, "-m", "model=lstm", "data.batch_size=two,x")
+    assert result.returncode == 1 and "total params" not in result.stdout
+    assert result.stderr == (
+        "2 of 2 cells are invalid; no job was started:\n"
+        "  model=lstm data.batch_size=two mode=explain: data.batch_size: must be an integer, "
+        "got 'two'\n"
+        "  model=lstm data.batch_size=x mode=explain: data.batch_size: must be an integer, "
+        "got 'x'\n")
+    result = explain(tmp_path, "-m", "model=lstm,transformer")
+    assert result.returncode == 1 and "total params" not in result.stdout
+    assert result.stderr.startswith("1 of 2 cells are invalid; no job was started:\n"
+                                    "  model=transformer mode=explain: model: no stack named")
+    assert list(tmp_path.iterdir()) == []  # no outputs/multirun/.../multirun.yaml
+
+
+def test_explain_refuses_a_value_no_run_could_use_as_a_run_does(tmp_path):
+    result = explain(tmp_path, "data.batch_size=0")
+    assert result.returncode == 1 and result.stdout == "HEAVY []\n"
+    assert result.stderr == "data.batch_size: must be a positive integer, got 0\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_help_is_the_runners(tmp_path):
     result = subprocess.run([sys.executable, "-m", "runner", "--help"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)

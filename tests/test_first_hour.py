@@ -1,12 +1,14 @@
 """What a new user meets in the first hour, typed as they type it: their own stack, knobs a
 stack does not take, refusals that leave nothing behind, output piped into `head`."""
 
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-from helpers import ROOT, parent_and_children, runs_of
+from helpers import ROOT, parent_and_children, runner_env, runs_of
 
 
 @pytest.fixture
@@ -32,6 +34,54 @@ def test_a_stack_of_your_own_from_the_template(run_cli, client, my_models):
     assert run.data.params["model.layers.1.units"] == "4"  # ${model.units}, set once
     assert run.data.tags["shape.match"] == "true" and run.info.status == "FINISHED"
     assert "my_stack" in run_cli(f"--config-dir={my_models}", "--help").stdout
+
+
+@pytest.fixture
+def home(tmp_path):
+    """A user's home directory with the README's ~/my_models in it."""
+    directory = tmp_path / "home"
+    (directory / "my_models" / "model").mkdir(parents=True)
+    shutil.copy(ROOT / "docs" / "my_stack.yaml", directory / "my_models" / "model")
+    return directory
+
+
+def test_the_readmes_config_dir_under_home_as_typed(tmp_path, home):
+    """bash leaves `~` after `=` as it is: the runner expands it, as the README's command needs."""
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run([sys.executable, "-m", "runner", "--config-dir=~/my_models",
+                             "model=my_stack", "mode=explain"], cwd=work, capture_output=True,
+                            text=True, env=runner_env(HOME=str(home)), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "total params: 808" in result.stdout
+    missing = subprocess.run([sys.executable, "-m", "runner", "--config-dir=~/my_modles",
+                              "model=my_stack"], cwd=work, capture_output=True, text=True,
+                             env=runner_env(HOME=str(home)), timeout=120)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr == f"--config-dir: no directory {home}/my_modles; give a directory " \
+                             f"that holds model/NAME.yaml\n"
+    assert list(work.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_readmes_grid_over_a_stack_of_your_own_as_typed(tmp_path, home):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run([sys.executable, "-m", "runner", "--config-dir=~/my_models", "-m",
+                             "model=my_stack,lstm", "return_sequences=false,true"], cwd=work,
+                            capture_output=True, text=True, env=runner_env(HOME=str(home)),
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "[4/4]" in result.stdout
+    assert "model=my_stack,return_sequences=true -> output (4, 30, 8)" in result.stdout
+
+
+def test_a_tilde_is_expanded_in_the_config_dir_alone():
+    from runner.cli import with_home_expanded
+
+    home = os.path.expanduser("~")
+    assert with_home_expanded(["runner", "--config-dir=~/m", "-cd", "~/n", "-cd=~/o", "x=~/p"]) \
+        == ["runner", f"--config-dir={home}/m", "-cd", f"{home}/n", f"-cd={home}/o", "x=~/p"]
 
 
 def test_a_model_file_missing_keys_hears_of_all_of_them_at_once(run_cli, tmp_path, my_models):

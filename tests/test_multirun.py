@@ -112,10 +112,23 @@ def test_a_grid_with_bad_cells_starts_nothing_and_names_them_all(run_cli, tmp_pa
     result = run_cli("-m", "model=lstm", "data.batch_size=4,two,-1.5")
     assert result.returncode == 1
     assert "2 of 3 cells are invalid; no job was started" in result.stderr
-    assert "model=lstm data.batch_size=two: " in result.stderr
-    assert "model=lstm data.batch_size=-1.5: " in result.stderr
-    assert "full_key: data.batch_size" in result.stderr
-    assert not (tmp_path / "outputs" / "mlflow.db").exists()  # no parent, no child, no store
+    assert "  model=lstm data.batch_size=two: data.batch_size: must be an integer, got 'two'\n" \
+        in result.stderr  # the line a single run with data.batch_size=two gets, after its cell
+    assert "  model=lstm data.batch_size=-1.5: data.batch_size: must be an integer, got " \
+        "'-1.5'\n" in result.stderr
+    assert "full_key" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no parent, no child, no store, no outputs/
+
+
+def test_a_cell_with_no_such_stack_gets_the_single_runs_line(run_cli, tmp_path):
+    result = run_cli("-m", "model=lstm,transformer")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        "1 of 2 cells are invalid; no job was started:\n"
+        "  model=transformer: model: no stack named 'transformer'; available: bilstm, gru, "
+        "guide_bidirectional, guide_cells, guide_embedding_lstm, guide_encoder_decoder, "
+        "guide_gru_simple_rnn, guide_stateful, lambda_lstm, lstm, simple_rnn\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 # Each composition, in whichever process makes it, is a line of compositions.log

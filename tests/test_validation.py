@@ -45,7 +45,8 @@ CORPUS = [
     (["+data.batchsize=3"], "data.batchsize: unknown key (did you mean data.batch_size?)", False),
     (["model.layers.0.unit=3"], "model.layers.0.unit: unknown argument (did you mean units?)",
      False),
-    (["+model.layers.0.unit=3"], "model.layers.0.unit: unknown argument for LSTM", False),
+    (["+model.layers.0.unit=3"], "model.layers.0.unit: unknown argument for LSTM (did you mean "
+     "units?); known: activation,", False),
     (["model.layers.0.unroll=true"], "model.layers.0.unroll: not set in the model file; add it "
      "with +model.layers.0.unroll=true", False),
     (["+tracking.urii=x"], "tracking.urii: unknown key (did you mean tracking.uri?)", False),
@@ -70,6 +71,10 @@ CORPUS = [
      "guide_bidirectional, guide_cells", False),
     (["model=lstmm"], "model: no stack named 'lstmm' (did you mean lstm?)", False),
     (["data=big"], "data: no config named 'big'; available: default", False),
+    (["data="], "data: needs a config name; available: default", False),
+    (["model="], "model: needs a stack name; available: bilstm, gru, guide_bidirectional", False),
+    (["+model=gru"], "model: already chosen by default; write model=gru", False),
+    (["+model=lstm"], "model: already chosen by default; write model=lstm", False),
     # rank of the data against the model's declared input
     (["model.input_shape=[30,1]", "data.features=3"],
      "model.input_shape: the model takes 1 on axis 2 but data.features=3", False),
@@ -168,7 +173,7 @@ def test_bad_input_is_refused_naming_the_key(make_cfg, tmp_path, overrides, mess
 STORIES = [case for case in CORPUS if case[0] in (
     ["data.batch_size=two"], ["return_sequence=true"], ["+return_sequence=true"],
     ["merge_mode=concatenate"], ["model=transformer"], ["model.input_shape=[30]"],
-    ["model.layers.0.units=${nope}"],
+    ["model.layers.0.units=${nope}"], ["model="], ["+model=gru"], ["+model.layers.0.unit=3"],
     ["model.layers.0._target_=logging.os.system", f"+model.layers.0.command='touch {CANARY}'"])]
 
 
@@ -191,6 +196,16 @@ def test_bad_input_from_the_command_line(run_cli, tmp_path, overrides, message, 
     else:
         statuses = sqlite3.connect(store).execute("select status from runs").fetchall()
         assert statuses == [("FAILED",)]
+
+
+@pytest.mark.parametrize("grid", [[], ["-m"]], ids=["run", "sweep"])
+def test_a_sweep_preset_that_does_not_exist_is_refused(run_cli, tmp_path, grid):
+    """`sweep` is an optional group, whose missing option Hydra would leave out silently."""
+    result = run_cli(*grid, "sweep=sed")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "sweep: no sweep named 'sed' (did you mean seed?); available: " \
+                            "seed, speed\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_every_invalid_cell_of_a_grid_is_named_and_none_runs(run_cli, tmp_path):

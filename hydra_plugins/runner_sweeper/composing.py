@@ -12,13 +12,28 @@ from typing import Callable, List, Sequence
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from runner.errors import ConfigError
+from runner.refusals import one_line, unknown_option
+
 
 def compose_and_check(loader, master_config, cell: Sequence[str], check: Callable) -> tuple:
     """One cell's job config, composed as the launcher would, and what `check` returns of it
     (the job's config as the job sees it, without `hydra`)."""
     config = loader.load_sweep_config(master_config=master_config, sweep_overrides=list(cell))
+    refusal = unknown_option(config.hydra.runtime.choices, loader)  # `sweep=sed,seed`
+    if refusal is not None:
+        raise ConfigError(refusal)
     HydraConfig.instance().set_config(config)  # `${hydra:...}` resolves as in the job
     return config, check(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
+
+
+def _reason(error: Exception, cell: Sequence[str]) -> str:
+    """Why a cell is invalid, in one line: as a single run with its overrides is refused."""
+    line = one_line(error, cell)
+    if line is not None:
+        return line
+    reasons = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
+    return " ".join(" ".join(reasons).split())
 
 
 def _outcomes(loader, master_config, cells: List[tuple], check: Callable) -> list:
@@ -28,8 +43,7 @@ def _outcomes(loader, master_config, cells: List[tuple], check: Callable) -> lis
         try:
             outcomes.append((cell, *compose_and_check(loader, master_config, cell, check), None))
         except Exception as error:  # every composition or validation error, whatever its kind
-            reasons = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
-            outcomes.append((cell, None, None, " ".join(" ".join(reasons).split())))
+            outcomes.append((cell, None, None, _reason(error, cell)))
     return outcomes
 
 

@@ -18,6 +18,7 @@ from hydra_plugins.runner_sweeper.composing import ComposedAside
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
 from runner.hydra_internals import BasicSweeper, ComposedOnce, jobs_run_here, returned
 from runner.identity import cell_key, config_sha256, grid_sha256, job_name
+from runner.refusals import unknown_option
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
 
@@ -36,8 +37,6 @@ class _Task:
 
     def __call__(self, cfg):
         outcome = self.task_function(cfg)
-        if not hasattr(outcome, "report"):  # explain: the job printed its own cell
-            return outcome
         cell = outcome.identity.name  # the cell by its overrides: unique in the grid
         if os.getpid() == self.sweeper_pid:
             line = outcome.result.line_as(cell)  # its run is settled when the sweep ends
@@ -110,7 +109,8 @@ class GridSweeper(BasicSweeper):
     cell); then the parent run is created, the jobs are launched by whichever launcher is
     configured, and the parent is closed with the summary of all jobs, even when some failed.
     Resumed (`resume=`), it asks the store before TensorFlow is imported, reopens the parent,
-    and launches only the cells not FINISHED with the same config, under their job numbers."""
+    and launches only the cells not FINISHED with the same config, under their job numbers.
+    With `mode=explain` the same check prints each cell's table, and nothing is launched."""
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         # `${hydra:runtime.cwd}` in the sweep's config (its directory, a launcher's folder)
@@ -121,6 +121,10 @@ class GridSweeper(BasicSweeper):
         self.launcher = _Collecting(self.launcher)
 
     def sweep(self, arguments: List[str]) -> Any:
+        refusal = unknown_option(self.config.hydra.runtime.choices,
+                                 self.hydra_context.config_loader)
+        if refusal is not None:  # `-m sweep=sed`: Hydra would run the grid without it
+            _refuse(refusal)
         if self.config.get("mode") == "explain":
             return self._explain(arguments)
         from runner.console import quiet_libraries
@@ -145,11 +149,7 @@ class GridSweeper(BasicSweeper):
         elif jobs_run_here(self.launcher.launcher):
             starting = _start_tensorflow_aside(self.config.verbose)  # and TensorFlow's, here
         outcomes = checking.result()
-        failures = [f"  {' '.join(cell)}: {reason}" for cell, _, _, reason in outcomes if reason]
-        if failures:
-            print(f"{len(failures)} of {len(cells)} cells are invalid; no job was started:\n"
-                  + "\n".join(failures), file=sys.stderr)
-            sys.exit(1)
+        _refuse_invalid_cells(outcomes)
         with _refused_before_any_job():
             if finding is None:
                 parent, plan, earlier = self._create_parent(tracking, grid), Plan.whole(cells), ()
@@ -242,18 +242,20 @@ class GridSweeper(BasicSweeper):
         print("\n".join(recorded_lines(tracking.uri, tracking.experiment, parent, children)),
               flush=True)
 
-    def _explain(self, arguments: List[str]) -> Any:
-        """No store, no files: each job checks and prints its own cell."""
-        from runner.artifacts import remove_directory
-
-        returns = super().sweep(arguments)
-        remove_directory(Path(self.config.hydra.sweep.dir), Path(self.config.hydra.runtime.cwd))
-        invalid = [r.overrides for batch in returns for r in batch if not r.return_value["ok"]]
-        if invalid:
-            print(f"{len(invalid)} of {sum(map(len, returns))} cells cannot be built",
-                  file=sys.stderr)
+    def _explain(self, arguments: List[str]) -> list:
+        """Every cell composed and checked as for a sweep that runs, then each one's table,
+        printed here: no job, no store, no files."""
+        cells = self._cells(arguments)
+        outcomes = ComposedAside(self.hydra_context.config_loader, self.config, cells,
+                                 _explained).result()
+        _refuse_invalid_cells(outcomes)
+        for _, _, explained, _ in outcomes:
+            print(explained.text, flush=True)
+        unbuilt = sum(not explained.ok for _, _, explained, _ in outcomes)
+        if unbuilt:
+            print(f"{unbuilt} of {len(cells)} cells cannot be built", file=sys.stderr)
             sys.exit(1)
-        return returns
+        return []
 
     def _close_parent(self, tracking, parent_id: str, interrupted, earlier: tuple) -> list:
         """The parent's summary from every job's report (and, resumed, its cells' earlier
@@ -282,7 +284,7 @@ class GridSweeper(BasicSweeper):
             sys.exit(1)
 
     def validate_batch_is_legal(self, batch) -> None:
-        """Done once for the whole grid in `sweep`; explain jobs report their own cells."""
+        """Done once for the whole grid in `sweep`, before any job is launched."""
 
     def _cells(self, arguments: List[str]) -> List[tuple]:
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -293,6 +295,22 @@ class GridSweeper(BasicSweeper):
 def _config_digest(config) -> str:
     """A cell's job config checked, and its digest as its run's `config.sha256` will be."""
     return config_sha256(validate(config).config)
+
+
+def _explained(config):
+    """A cell's table, or why Keras cannot build its stack, named as its job would be."""
+    from runner.explain import explain_config
+
+    hydra_cfg = HydraConfig.get()
+    return explain_config(config, job_name(hydra_cfg.job), hydra_cfg.overrides.task)
+
+
+def _refuse_invalid_cells(outcomes: list) -> None:
+    """Every invalid cell, a line each, exit code 1; nothing when every cell is valid."""
+    failures = [f"  {' '.join(cell)}: {reason}" for cell, _, _, reason in outcomes if reason]
+    if failures:
+        _refuse(f"{len(failures)} of {len(outcomes)} cells are invalid; no job was started:\n"
+                + "\n".join(failures))
 
 
 def _refuse(line: str) -> None:
