@@ -34,7 +34,12 @@ def job_name(hydra_job) -> str:
     from omegaconf import OmegaConf
 
     escaped = OmegaConf.to_container(hydra_job, resolve=False)["override_dirname"]
-    return spell_overrides(re.sub(r"\\(.)", r"\1", escaped)) or "defaults"
+    return spell_overrides(unescaped(escaped)) or "defaults"
+
+
+def unescaped(overrides: str) -> str:
+    """Overrides as typed, without the backslashes Hydra adds when it writes them back."""
+    return re.sub(r"\\(.)", r"\1", overrides)
 
 
 def is_resume(override: str) -> bool:

@@ -217,3 +217,12 @@ def test_every_invalid_cell_of_a_grid_is_named_and_none_runs(run_cli, tmp_path):
     assert "  model=gru data.batch_size=4 +model.layers.0.dropout=2: model.layers.0.dropout: " \
            "must be a rate in [0, 1), got 2" in result.stderr
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
+def test_a_grid_cell_whose_interpolation_resolves_to_nothing_is_named_as_typed(run_cli, tmp_path):
+    result = run_cli("-m", "seed=${nope},1")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == ("1 of 2 cells are invalid; no job was started:\n"
+                             "  seed=${nope}: seed: ${nope} names no key of the config; write a "
+                             "value, or a key such as ${model.units}\n")
+    assert list(tmp_path.iterdir()) == []

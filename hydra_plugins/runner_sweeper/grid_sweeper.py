@@ -17,7 +17,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 from hydra_plugins.runner_sweeper.composing import ComposedAside
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
 from runner.hydra_internals import BasicSweeper, ComposedOnce, jobs_run_here, returned
-from runner.identity import cell_key, config_sha256, grid_sha256, job_name
+from runner.identity import cell_key, config_sha256, grid_sha256, job_name, unescaped
 from runner.refusals import unknown_option
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
@@ -307,7 +307,8 @@ def _explained(config):
 
 def _refuse_invalid_cells(outcomes: list) -> None:
     """Every invalid cell, a line each, exit code 1; nothing when every cell is valid."""
-    failures = [f"  {' '.join(cell)}: {reason}" for cell, _, _, reason in outcomes if reason]
+    failures = [f"  {unescaped(' '.join(cell))}: {reason}"
+                for cell, _, _, reason in outcomes if reason]
     if failures:
         _refuse(f"{len(failures)} of {len(outcomes)} cells are invalid; no job was started:\n"
                 + "\n".join(failures))
