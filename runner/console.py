@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from typing import Optional
 
 # Written by TensorFlow's C++ side on every start, whatever the machine
 NOISE = (
@@ -37,8 +38,9 @@ def quiet_libraries(verbose: bool) -> None:
 
 
 def has_nvidia_gpu() -> bool:
-    """Whether `nvidia-smi -L` lists a GPU on this machine."""
-    if shutil.which("nvidia-smi") is None:
+    """Whether `nvidia-smi -L` lists a GPU on this machine, and the user did not hide it
+    (`CUDA_VISIBLE_DEVICES=` or `-1`: the CPU, on purpose)."""
+    if shutil.which("nvidia-smi") is None or os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
         return False
     listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
     return any(line.startswith("GPU ") for line in listing.stdout.splitlines())
@@ -49,11 +51,11 @@ def noise(line: str, gpu: bool) -> bool:
 
 
 @contextlib.contextmanager
-def tensorflow_logs_read(verbose: bool):
+def tensorflow_logs_read(verbose: bool, kept: Optional[list] = None):
     """Within the block, what is written to file descriptor 2 (TensorFlow's C++ logs) is held;
     Python's own stderr goes on to the terminal. At the end the held lines are written out,
-    less the known noise."""
-    if verbose:
+    less the known noise (and added to `kept`)."""
+    if verbose or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":  # the user asked for all
         yield
         return
     sys.stderr.flush()
@@ -74,17 +76,28 @@ def tensorflow_logs_read(verbose: bool):
         text = held.read().decode(errors="replace")
         held.close()
         gpu = has_nvidia_gpu() if any(t in text for t in NO_DRIVER) else False
-        kept = [line for line in text.splitlines() if line.strip() and not noise(line, gpu)]
-        for line in kept:
-            print(re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ", "", line), file=sys.stderr)
+        lines = [re.sub(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ", "", line)
+                 for line in text.splitlines() if line.strip() and not noise(line, gpu)]
+        for line in lines:
+            print(line, file=sys.stderr)
+        if kept is not None:
+            kept.extend(lines)
 
 
 @functools.lru_cache(maxsize=None)
-def start_tensorflow(verbose: bool) -> None:
+def start_tensorflow(verbose: bool) -> Optional[str]:
     """Import Keras and let TensorFlow find its devices, quietly (see `tensorflow_logs_read`);
-    once per process."""
-    with tensorflow_logs_read(verbose):
+    once per process. Returns why TensorFlow does not use the NVIDIA GPU this machine has (a
+    job then fails with it), or None."""
+    said = []
+    with tensorflow_logs_read(verbose, said):
         import keras  # noqa: F401
         import tensorflow as tf
 
-        tf.config.list_physical_devices("GPU")
+        gpus = tf.config.list_physical_devices("GPU")
+    if gpus or not has_nvidia_gpu():
+        return None
+    why = "; ".join(said[-3:]) or "it said nothing"
+    return (f"device: this machine has an NVIDIA GPU but TensorFlow found none ({why}); "
+            "install the gpu extra (pip install -e '.[gpu]'), or set CUDA_VISIBLE_DEVICES= "
+            "to run on the CPU")

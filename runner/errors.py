@@ -11,3 +11,8 @@ class StackError(ValueError):
 
 class CheckError(RuntimeError):
     """Keras disagrees with the shape oracle or the NumPy reference: the run fails."""
+
+
+class DeviceError(RuntimeError):
+    """The machine has a device that TensorFlow cannot use: the run fails rather than run on
+    another one unnoticed."""

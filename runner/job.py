@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from runner.console import start_tensorflow, tensorflow_logs_read
+from runner.errors import DeviceError
 from runner.experiment import run_experiment
 from runner.identity import config_sha256
 from runner.recording.client import recorder
@@ -73,7 +74,9 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
                                             identity.parent_id, _now_ms()))
         result = None
         try:
-            start_tensorflow(spec.config["verbose"])  # while MLflow's import is made elsewhere
+            unused_gpu = start_tensorflow(spec.config["verbose"])  # MLflow's import elsewhere
+            if unused_gpu is not None:
+                raise DeviceError(unused_gpu)
             if identity.parent_id is None:
                 started.result()
             with signals_raise(), tensorflow_logs_read(spec.config["verbose"]):
