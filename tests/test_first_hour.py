@@ -3,6 +3,7 @@ stack does not take, refusals that leave nothing behind, output piped into `head
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -169,3 +170,45 @@ def test_verbose_brings_the_libraries_logs_back(run_cli):
     assert quiet.stderr == "" and "[HYDRA] Launching 1 jobs locally" not in quiet.stdout
     assert "[HYDRA] Launching 1 jobs locally" in loud.stdout
     assert len(loud.stdout.splitlines()) > len(quiet.stdout.splitlines())
+
+
+@pytest.mark.slow
+def test_the_ui_command_prints_the_runs_table_then_serves_it(run_cli, tmp_path):
+    """What `make ui` runs, in a project directory: before any run it says there is nothing
+    yet; after one, the runs table's address, which the MLflow server it starts then serves."""
+    import urllib.request
+
+    import servers
+
+    port = servers.free_port()
+    command = [sys.executable, "-m", "runner.ui", "--port", str(port)]
+    before = subprocess.Popen([*command, "--store", "nowhere.db"], cwd=tmp_path,
+                              env=runner_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, start_new_session=True)
+    try:
+        assert before.stdout.readline() == (f"nowhere.db: no experiment 'rnn-shapes' yet; run "
+                                            f"`make run` first, then open http://127.0.0.1:{port}\n")
+    finally:
+        _stop(before)
+    assert run_cli("model=simple_rnn").returncode == 0
+    ui = subprocess.Popen(command, cwd=tmp_path, env=runner_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        first = ui.stdout.readline()
+        assert first == (f"the runs of rnn-shapes: http://127.0.0.1:{port}/#/experiments/1/runs?"
+                         f"workflowType=machine_learning\n")
+        servers.wait_for(f"http://127.0.0.1:{port}/health", ui)
+        with urllib.request.urlopen(first.split(": ", 1)[1].strip(), timeout=10) as page:
+            assert page.status == 200 and b"MLflow" in page.read()
+    finally:
+        _stop(ui)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """The server and every process it started (uvicorn's workers, MLflow's job consumers)."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    server.wait(timeout=30)
+
