@@ -98,3 +98,33 @@ def test_unknown_model_lists_the_choices(run_cli):
                              "guide_bidirectional, guide_cells, guide_embedding_lstm, "
                              "guide_encoder_decoder, guide_gru_simple_rnn, guide_stateful, "
                              "lambda_lstm, lstm, simple_rnn\n")
+
+
+def test_merge_mode_none_names_both_directions_in_the_shapes_tag(make_cfg, tmp_path):
+    """Bidirectional without a merge returns the two directions apart: `shapes` says both."""
+    from runner.experiment import run_experiment
+    from runner.validate import validate
+
+    spec = validate(make_cfg("model=bilstm", "merge_mode=none", "return_sequences=true"))
+    result = run_experiment(spec, tmp_path / "artifacts")
+    assert result.error is None, result.error.line
+    assert result.label == "bilstm return_sequences=true merge_mode=none"
+    assert result.tags["shapes"] == "forward_output (4, 30, 3), backward_output (4, 30, 3)"
+    assert result.outputs == {"forward_output": (4, 30, 3), "backward_output": (4, 30, 3)}
+
+
+def test_hydras_whole_story_when_the_user_asks_for_it(run_cli):
+    quiet = run_cli("merge_mode=concatenate")
+    full = run_cli("merge_mode=concatenate", env={"HYDRA_FULL_ERROR": "1"})
+    assert quiet.stderr == ("merge_mode: 'concatenate' is not one of concat, sum, mul, ave, none "
+                            "(did you mean concat?)\n")
+    assert full.returncode == 1
+    assert "Traceback (most recent call last)" in full.stderr
+    assert "Error merging override merge_mode=concatenate" in full.stderr
+
+
+def test_a_key_not_in_the_model_file_gets_the_plus_hint_from_the_command_line(run_cli):
+    result = run_cli("model.layers.0.unroll=true")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == ("model.layers.0.unroll: not set in the model file; add it with "
+                             "+model.layers.0.unroll=true\n")
