@@ -99,13 +99,13 @@ SEED_METRICS = ("output.mean", "output.std", "output.abs_max", "oracle.max_abs_e
                 "job.seconds")
 # A timed run's figures (timing.repeats > 0): read back beside the others where runs have them
 SPEED_METRICS = ("predict.median_seconds", "throughput.sequences_per_second")
+_SEED = re.compile(r"(?:^|,)seed=([^,]*)")
 
 
 def seed_metrics(rows: list) -> tuple:
     """The metrics compared over seeds: SEED_METRICS, then the speed metrics some run has."""
     return (*SEED_METRICS, *(metric for metric in SPEED_METRICS
                              if any(metric in row["metrics"] for row in rows)))
-_SEED = re.compile(r"(?:^|,)seed=([^,]*)")
 
 
 def over_seeds(rows: list) -> list:
