@@ -28,6 +28,9 @@ FULL = {
     "memory": (50, 10),
     "timing": {"units": 64, "batch": 256, "timesteps": 400, "features": 16},
 }
+# The timing pair's timed calls, each side: more than a run's default 5, so that the two
+# medians are steady enough to compare on a shared machine
+TIMED_CALLS = 25
 SMOKE = {
     "grid": (["lstm,gru", "false", "3", "10,30"], ["lstm,gru", "false", "3", "10"]),
     "large": {"units": 8, "batch": 64, "timesteps": 64, "features": 4},
@@ -113,15 +116,17 @@ def pairs(sizes: dict, tmp: str) -> dict:
             "what": "`--cfg job`, runner vs a minimal @hydra.main app",
         },
         "timing": {
-            "bare": [[PYTHON, str(HERE / "bare_timing.py"),
+            "bare": [[PYTHON, str(HERE / "bare_timing.py"), f"--repeats={TIMED_CALLS}",
                       *(f"--{k}={v}" for k, v in sizes["timing"].items())]],
             "runner": [runner("model=lstm", "model.units={units}".format(**sizes["timing"]),
                               "data.batch_size={batch}".format(**sizes["timing"]),
                               "data.timesteps={timesteps}".format(**sizes["timing"]),
-                              "data.features={features}".format(**sizes["timing"]))],
+                              "data.features={features}".format(**sizes["timing"]),
+                              f"timing.repeats={TIMED_CALLS}")],
             "what": "a warm call's median seconds, LSTM {units} units, batch {batch}, timesteps "
-                    "{timesteps}, features {features}: a bare loop vs the runner's recorded "
-                    "predict.median_seconds".format(**sizes["timing"]),
+                    "{timesteps}, features {features}, {calls} timed calls each side: a bare loop "
+                    "vs the runner's recorded predict.median_seconds".format(
+                        calls=TIMED_CALLS, **sizes["timing"]),
         },
         "memory": {
             "bare": [[PYTHON, str(HERE / "bare_grid.py"), "lstm", "false", "3", "30",
