@@ -146,28 +146,33 @@ def _cells(spec: list) -> int:
 
 
 def runner_rss_by_job(uri: str, after: float) -> list:
-    """process.rss_mb of the memory sweep's jobs, in job order, read back from the store."""
-    from mlflow import MlflowClient
+    """process.rss_mb of the memory sweep's jobs, in job order, read from the sqlite file (see
+    `runner_metric`)."""
+    import sqlite3
 
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("rnn-shapes")
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string=f"attributes.start_time > {int(after * 1000)}",
-                              max_results=1000)
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    children.sort(key=lambda r: int(r.data.tags["job.num"]))
-    return [r.data.metrics["process.rss_mb"] for r in children]
+    with sqlite3.connect(uri[len("sqlite:///"):]) as store:
+        rows = store.execute(
+            "select cast(num.value as integer), rss.value from runs "
+            "join tags parent on parent.run_uuid = runs.run_uuid "
+            "and parent.key = 'mlflow.parentRunId' "
+            "join tags num on num.run_uuid = runs.run_uuid and num.key = 'job.num' "
+            "join latest_metrics rss on rss.run_uuid = runs.run_uuid "
+            "and rss.key = 'process.rss_mb' "
+            "where runs.start_time > ?", (int(after * 1000),)).fetchall()
+    return [rss for _, rss in sorted(rows)]
 
 
 def runner_metric(uri: str, after: float, metric: str) -> float:
-    """A metric of the one run the runner recorded since `after`."""
-    from mlflow import MlflowClient
+    """A metric of the one run the runner recorded since `after`, read from the sqlite file
+    itself: MLflow is never imported by this process, whose threads would share the cores with
+    the next measurement."""
+    import sqlite3
 
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("rnn-shapes")
-    [run] = client.search_runs([experiment.experiment_id],
-                               filter_string=f"attributes.start_time > {int(after * 1000)}")
-    return run.data.metrics[metric]
+    with sqlite3.connect(uri[len("sqlite:///"):]) as store:
+        [(value,)] = store.execute(
+            "select value from latest_metrics join runs using (run_uuid) "
+            "where runs.start_time > ? and key = ?", (int(after * 1000), metric)).fetchall()
+    return value
 
 
 def one_repeat(name: str, pair: dict, tmp: str, env: dict, uri: str) -> dict:
@@ -226,12 +231,11 @@ def main() -> None:
 
 
 def table(results: dict, repeats: int) -> str:
-    import keras  # versions for the table's heading only
-    import mlflow
+    from importlib.metadata import version
 
     lines = [f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}, Keras {keras.__version__}, "
-             f"MLflow {mlflow.__version__}; medians of {repeats}",
+             f"Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
+             f"Keras {version('keras')}, MLflow {version('mlflow')}; medians of {repeats}",
              "",
              "| pair | bare | runner | runner / bare | target |",
              "|---|---|---|---|---|"]
