@@ -100,6 +100,7 @@ def test_unknown_model_lists_the_choices(run_cli):
                              "lambda_lstm, lstm, simple_rnn\n")
 
 
+@pytest.mark.slow
 def test_merge_mode_none_names_both_directions_in_the_shapes_tag(make_cfg, tmp_path):
     """Bidirectional without a merge returns the two directions apart: `shapes` says both."""
     from runner.experiment import run_experiment

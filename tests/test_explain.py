@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import runs_of
 
 PROBE = """
@@ -31,6 +33,7 @@ def test_explain_imports_no_tensorflow_and_opens_no_store(tmp_path):
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
 
 
+@pytest.mark.slow
 def test_explain_prints_what_a_run_records(tmp_path, run_cli, client):
     shown = explain(tmp_path, "model=lambda_lstm", "return_state=true")
     assert "outputs: output (4, 1), state_h (4, 20), state_c (4, 20)" in shown.stdout

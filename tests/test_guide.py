@@ -73,6 +73,7 @@ def test_initializers_are_objects_with_arguments(make_cfg, tmp_path):
          "+model.layers.0.activation=elu")
 
 
+@pytest.mark.slow
 def test_the_encoder_decoder_from_the_command_line(run_cli, client):
     shown = run_cli("model=guide_encoder_decoder", "mode=explain")
     [decoder] = [line.split() for line in shown.stdout.splitlines() if line.startswith("3 ")]
