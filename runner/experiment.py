@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from runner.errors import CheckError
-from runner.recording.server import named
 from runner.result import Failure, JobResult, Picture
 from runner.cudnn import cudnn_eligible
 from runner.shapes import format_shape
-from runner.vocabulary import spell
+from runner.vocabulary import spell, without_login
 from runner.validate import JobSpec
 
 
@@ -209,7 +208,7 @@ def _disagreement(checks: dict, tolerance: float):
 
 def as_recorded(config: dict) -> dict:
     """The config as its run keeps it: a tracking server's address without `user:password@`."""
-    tracking = {**config["tracking"], "uri": named(str(config["tracking"]["uri"]))}
+    tracking = {**config["tracking"], "uri": without_login(str(config["tracking"]["uri"]))}
     return {**config, "tracking": tracking}
 
 

@@ -5,6 +5,7 @@ import dataclasses
 import re
 from typing import Mapping, Optional, Sequence
 
+from runner.errors import dotted
 from runner.schema import RunnerSchema
 from runner.vocabulary import LAYERS, did_you_mean
 
@@ -43,7 +44,7 @@ def unknown_option(choices: Mapping, loader) -> Optional[str]:
 def _full_key(text: str) -> str:
     match = re.search(r"full_key: (\S+)", text)
     key = match.group(1) if match else ""
-    return re.sub(r"\[(\d+)\]", r".\1", key)  # model.layers[5] -> model.layers.5
+    return dotted(key)
 
 
 def _composition(error, overrides: Sequence[str]) -> Optional[str]:

@@ -2,11 +2,11 @@
 and where the runs were recorded."""
 
 import json
-import re
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from runner.shapes import StackPlan, describe, format_shape
+from runner.vocabulary import without_login
 
 
 def text_table(header: list, rows: list) -> str:
@@ -106,12 +106,12 @@ def store_name(uri: str) -> str:
             return str(path.relative_to(Path.cwd()))
         except ValueError:
             return str(path)
-    return re.sub(r"//[^/@]*@", "//", uri)
+    return without_login(uri)
 
 
 def ui_base(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
-        return re.sub(r"//[^/@]*@", "//", uri).rstrip("/")
+        return without_login(uri).rstrip("/")
     return f"http://127.0.0.1:{UI_PORT}"
 
 

@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from runner.errors import ConfigError, StackError
+from runner.errors import ConfigError, StackError, dotted
 from runner.schema import RunnerSchema
 from runner.shapes import StackPlan, data_shape, plan_model
 from runner.vocabulary import ALLOWED_TARGETS, KNOBS, did_you_mean, spell
@@ -97,7 +97,7 @@ def _resolved(cfg: DictConfig, unresolved: dict) -> dict:
     try:
         return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     except OmegaConfBaseException as error:
-        key = re.sub(r"\[(\d+)\]", r".\1", str(error.full_key or "")) or "config"
+        key = dotted(str(error.full_key or "")) or "config"
         written = unresolved.get(key, "")
         reason = str(error.msg or error).splitlines()[0]
         variable = re.search(r"Environment variable '([^']+)' not found", reason)

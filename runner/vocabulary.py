@@ -93,4 +93,10 @@ def spell_overrides(overrides: str) -> str:
     spelled = re.sub(r"=(True|False|None)(?=,|$)",
                      lambda match: "=" + spell({"True": True, "False": False}.get(match.group(1))),
                      overrides)
-    return re.sub(r"://[^/@\s]*@", "://", spelled)
+    return without_login(spelled)
+
+
+def without_login(text: str) -> str:
+    """A server's address (or text holding one) as the runner shows and records it: without
+    `user:password@`."""
+    return re.sub(r"//[^/@\s]*@", "//", text)

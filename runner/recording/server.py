@@ -30,7 +30,9 @@ def is_server(uri: str) -> bool:
 
 def named(uri: str) -> str:
     """The server's address as a message may show it: without `user:password@`."""
-    return re.sub(r"//[^/@]*@", "//", uri)
+    from runner.vocabulary import without_login
+
+    return without_login(uri)
 
 
 def http_refusal(error: BaseException):
