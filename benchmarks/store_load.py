@@ -9,7 +9,7 @@ every run arrive as its writer recorded it, and how long does the slowest write 
     ... --opened          # each writer opens the store before the release: only writes meet
 
 Each writer is a process doing what one job's recording process does, through its own code
-(`Recording`, `StartRun`, `FinishRun`): open the store, start a run without a parent (orphans
+(`OpenStores`, `StartRun`, `FinishRun`): open the store, start a run without a parent (orphans
 of this host reaped first), finish it with 60 params, 20 tags, 10 metrics and five small
 artifacts, then exit. They are released at the same moment; the store is then read back, and
 the last line says `writers N: finished F, lost L, rewritten R, slowest write S s`. With
@@ -83,7 +83,7 @@ class Timed:
 def write(writer: int, tracking, files: Path, gate, answers, opened: bool) -> None:
     """One writer, in a process of its own: its run's id and how long each step took. `opened`:
     the store is opened before the release, so that only the writes meet."""
-    from runner.recording.process import Recording
+    from runner.recording.process import OpenStores
     from runner.recording.requests import FinishRun, StartRun
     from runner.result import JobResult
 
@@ -94,7 +94,7 @@ def write(writer: int, tracking, files: Path, gate, answers, opened: bool) -> No
         (files / file_name).write_text(text)
     result = JobResult(label=name_of(writer), params={}, artifact_dir=files,
                        tags=tags_of(writer), metrics=metrics_of(writer))
-    recording, seconds, run_id, error, client = Recording(os.getpid()), {}, None, None, None
+    recording, seconds, run_id, error, client = OpenStores(os.getpid()), {}, None, None, None
     released = []
 
     def release() -> None:  # every writer released at once, also one whose open failed
@@ -125,10 +125,10 @@ def write(writer: int, tracking, files: Path, gate, answers, opened: bool) -> No
 
 def leave_orphans(count: int, tracking) -> None:
     """`count` runs started by this process, which then exits without ending them."""
-    from runner.recording.process import Recording
+    from runner.recording.process import OpenStores
     from runner.recording.requests import StartRun
 
-    recording = Recording(os.getpid())
+    recording = OpenStores(os.getpid())
     for orphan in range(count):
         StartRun(tracking, orphan, f"orphan-{orphan}", {}, None, int(time.time() * 1000)).apply(
             recording)

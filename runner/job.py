@@ -14,7 +14,7 @@ from runner.console import start_tensorflow, tensorflow_logs_read
 from runner.errors import DeviceError
 from runner.experiment import run_experiment
 from runner.identity import config_sha256
-from runner.recording.client import recorder
+from runner.recording.client import recording_process
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
 from runner.result import Failure, JobResult
 from runner.signals import interruptible, signal_received, signals_raise
@@ -67,10 +67,10 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
     tracking = Tracking.from_config(spec.config["tracking"])
     artifact_dir = identity.output_dir / "artifacts"
     with interruptible():  # from here a signal is kept, and ends the run KILLED
-        recording = recorder()
-        key = recording.new_key()
+        process = recording_process()
+        key = process.new_key()
         tags = {"job.num": str(identity.job_num), "config.sha256": config_sha256(spec.config)}
-        started = recording.submit(StartRun(tracking, key, identity.name, tags,
+        started = process.submit(StartRun(tracking, key, identity.name, tags,
                                             identity.parent_id, _now_ms()))
         result = None
         try:
@@ -87,7 +87,7 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
         if interrupted is not None and (result.error is None or result.error.status != "KILLED"):
             result = dataclasses.replace(result, error=Failure.of(interrupted))
         params = {**identity.choices, **result.params}
-        recorded = recording.submit(FinishRun(tracking, key, params, result, _now_ms()))
+        recorded = process.submit(FinishRun(tracking, key, params, result, _now_ms()))
     if interrupted is not None:
         raise interrupted  # the process exits 128 + signal; its run is ended KILLED
     return JobOutcome(identity, tracking, result, started, recorded)

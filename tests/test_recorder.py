@@ -48,7 +48,7 @@ def test_a_recorder_killed_mid_sweep_loses_no_job_silently(tmp_path, store_uri, 
     cell = "data.batch_size=256,data.timesteps=4000,model.units=64,model=lstm"
     assert f"[1/3] {cell} -> output (256, 64)" in out  # the job itself went well
     assert (f"error: job 0: {cell} -> output (256, 64); its run could not be recorded: "
-            f"RecorderGone: the recording process {recorder.name} ended (exit code -9)") in err
+            f"RecordingProcessGone: the recording process {recorder.name} ended (exit code -9)") in err
     assert f"1 of 3 jobs failed: {cell}" in err
     parent, children = parent_and_children(client)
     children = sorted(children, key=lambda r: r.data.tags["job.num"])

@@ -47,29 +47,29 @@ def test_long_values_and_odd_keys_are_recorded_whole(tracking, client, tmp_path)
 def test_requests_are_answered_in_order_as_futures(tracking, client, tmp_path):
     """A parent, two runs (one failed) and the sweep's close, through a real recording process;
     the job goes on before its run's id has come back (the run is named by its key)."""
-    from runner.recording.client import Recorder
+    from runner.recording.client import RecordingProcess
 
-    recorder = Recorder()
+    process = RecordingProcess()
     try:
-        parent_id = recorder.submit(CreateParent(tracking, "model=lstm,gru", {})).result(60).run_id
+        parent_id = process.submit(CreateParent(tracking, "model=lstm,gru", {})).result(60).run_id
         futures = []
         for key, (name, error) in enumerate([("model=lstm", None),
                                              ("model=gru", RuntimeError("injected"))], start=1):
-            started = recorder.submit(StartRun(tracking, key, name, {"job.num": str(key - 1)},
+            started = process.submit(StartRun(tracking, key, name, {"job.num": str(key - 1)},
                                                parent_id, _now()))
             result = JobResult(label=name, params={"model": name[6:]},
                                artifact_dir=tmp_path / name, outputs={"output": (4, 3)},
                                tags={"shape.output": "(4, 3)"}, metrics={"param_count": 60},
                                error=Failure.of(error) if error else None)
-            futures.append(recorder.submit(FinishRun(tracking, key, {"model": name[6:]}, result,
+            futures.append(process.submit(FinishRun(tracking, key, {"model": name[6:]}, result,
                                                      _now())))
             assert not started.done() or started.result()  # the job did not wait for it
         assert [future.result(60) for future in futures] == [None, None]
         jobs = (JobReport(0, "model=lstm", True, "lstm"), JobReport(1, "model=gru", False, "gru"),
                 JobReport(2, "model=simple_rnn", False, "simple_rnn -> FAILED: lost"))
-        rows = recorder.submit(CloseSweep(tracking, parent_id, None, jobs)).result(60)
+        rows = process.submit(CloseSweep(tracking, parent_id, None, jobs)).result(60)
     finally:
-        recorder.close()
+        process.close()
     assert [(row["job"], row["status"]) for row in rows] == [
         (0, "FINISHED"), (1, "FAILED"), (2, "FAILED")]
     assert rows[2]["error"] == "no run recorded: FAILED: lost"
@@ -78,11 +78,11 @@ def test_requests_are_answered_in_order_as_futures(tracking, client, tmp_path):
     assert parent.data.tags["jobs.failed_cells"] == "model=gru; model=simple_rnn"
     failed = [r for r in runs_of(client) if r.info.run_name == "model=gru"][0]
     assert failed.data.tags["error"] == "RuntimeError: injected"
-    assert failed.data.tags["runner.pid"] == str(os.getpid())  # this process, not the recorder
+    assert failed.data.tags["runner.pid"] == str(os.getpid())  # this process, not the process
 
 
 def test_a_run_that_could_not_be_created_fails_its_finish_the_same_way(tmp_path):
-    from runner.recording.client import Recorder
+    from runner.recording.client import RecordingProcess
     from runner.recording.server import StoreUnreachable
 
     import socket
@@ -91,30 +91,30 @@ def test_a_run_that_could_not_be_created_fails_its_finish_the_same_way(tmp_path)
         probe.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
     tracking = Tracking(uri, "rnn-shapes")
-    recorder = Recorder()
+    process = RecordingProcess()
     try:
-        started = recorder.submit(StartRun(tracking, 1, "model=gru", {}, None, _now()))
+        started = process.submit(StartRun(tracking, 1, "model=gru", {}, None, _now()))
         result = JobResult(label="gru", params={}, artifact_dir=tmp_path)
-        finished = recorder.submit(FinishRun(tracking, 1, {}, result, _now()))
+        finished = process.submit(FinishRun(tracking, 1, {}, result, _now()))
         for future in (started, finished):
             with pytest.raises(StoreUnreachable, match=f"tracking server {uri} did not answer"):
                 future.result(60)
     finally:
-        recorder.close()
+        process.close()
 
 
 def test_a_recorder_that_dies_fails_every_pending_future(tracking, tmp_path):
     import signal
 
-    from runner.recording.client import Recorder, RecorderGone
+    from runner.recording.client import RecordingProcess, RecordingProcessGone
 
-    recorder = Recorder()
-    recorder.submit(CreateParent(tracking, "p", {})).result(60)
-    os.kill(recorder.process.pid, signal.SIGKILL)
-    pending = recorder.submit(StartRun(tracking, 1, "model=gru", {}, None, _now()))
-    with pytest.raises(RecorderGone, match=rf"recording process {recorder.process.pid} ended"):
+    process = RecordingProcess()
+    process.submit(CreateParent(tracking, "p", {})).result(60)
+    os.kill(process.process.pid, signal.SIGKILL)
+    pending = process.submit(StartRun(tracking, 1, "model=gru", {}, None, _now()))
+    with pytest.raises(RecordingProcessGone, match=rf"recording process {process.process.pid} ended"):
         pending.result(30)
-    assert not recorder.alive()
+    assert not process.alive()
 
 
 def test_a_tracking_servers_credentials_are_never_recorded(make_cfg, tmp_path):

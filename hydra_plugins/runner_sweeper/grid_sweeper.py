@@ -136,16 +136,16 @@ class GridSweeper(BasicSweeper):
             _refuse(str(refusal))
         loader = self.hydra_context.config_loader
         checking = ComposedAside(loader, self.config, cells, _config_digest)  # before any thread
-        from runner.recording.client import recorder
+        from runner.recording.client import recording_process
         from runner.recording.requests import FindSweep, Tracking
 
-        recording = recorder()  # MLflow's import, over there, while the cells are composed
+        process = recording_process()  # MLflow's import, over there, while the cells are composed
         tracking = Tracking.from_config(
             OmegaConf.to_container(self.config.tracking, resolve=True))
         grid = tuple(cell_key(cell) for cell in cells)
         starting = finding = None
         if resume is not None:  # the store first: TensorFlow only once a cell is known to run
-            finding = recording.submit(FindSweep(tracking, resume, grid_sha256(grid)))
+            finding = process.submit(FindSweep(tracking, resume, grid_sha256(grid)))
         elif jobs_run_here(self.launcher.launcher):
             starting = _start_tensorflow_aside(self.config.verbose)  # and TensorFlow's, here
         outcomes = checking.result()
@@ -196,20 +196,20 @@ class GridSweeper(BasicSweeper):
 
     def _create_parent(self, tracking, grid: tuple):
         """A new sweep's parent, with its grid for a later resume."""
-        from runner.recording.client import recorder
+        from runner.recording.client import recording_process
         from runner.recording.requests import CreateParent
 
         from runner.vocabulary import spell_overrides
 
         typed = self.config.hydra.overrides.task
         name = " ".join(spell_overrides(override) for override in typed) or "multirun"
-        return recorder().submit(CreateParent(tracking, name, {
+        return recording_process().submit(CreateParent(tracking, name, {
             "sweep.dir": self.config.hydra.sweep.dir, "sweep.overrides": name}, grid)).result()
 
     def _reopen(self, tracking, found, plan: Plan):
         """The found sweep's parent RUNNING again; TensorFlow's import started if a job runs
         here (returned, to be joined)."""
-        from runner.recording.client import recorder
+        from runner.recording.client import recording_process
         from runner.recording.requests import ReopenSweep
 
         print(f"resume: sweep {found.parent.run_id}: {len(plan.run)} of {len(found.grid)} cells "
@@ -217,7 +217,7 @@ class GridSweeper(BasicSweeper):
         starting = None
         if plan.run and jobs_run_here(self.launcher.launcher):
             starting = _start_tensorflow_aside(self.config.verbose)
-        recorder().submit(ReopenSweep(tracking, found.parent.run_id, plan.skipped, len(plan.run),
+        recording_process().submit(ReopenSweep(tracking, found.parent.run_id, plan.skipped, len(plan.run),
                                       found.resumes + 1)).result()
         return starting
 
@@ -260,7 +260,7 @@ class GridSweeper(BasicSweeper):
     def _close_parent(self, tracking, parent_id: str, interrupted, earlier: tuple) -> list:
         """The parent's summary from every job's report (and, resumed, its cells' earlier
         runs); its status is the children's, unless the sweep itself was interrupted (KILLED)."""
-        from runner.recording.client import RecorderGone, recorder
+        from runner.recording.client import RecordingProcessGone, recording_process
         from runner.recording.requests import CloseSweep
         from runner.recording.server import StoreUnreachable
         from runner.recording.summary import unrecorded_row
@@ -275,9 +275,9 @@ class GridSweeper(BasicSweeper):
         jobs = tuple(jobs)
         status = "KILLED" if interrupted is not None else None
         try:
-            return recorder().submit(CloseSweep(tracking, parent_id, status, jobs,
+            return recording_process().submit(CloseSweep(tracking, parent_id, status, jobs,
                                                 earlier, str(self.config.sort_by.value))).result()
-        except (StoreUnreachable, RecorderGone) as error:
+        except (StoreUnreachable, RecordingProcessGone) as error:
             print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)
             print(f"error: {error}; the sweep's parent run {parent_id} could not be closed",
                   file=sys.stderr)
@@ -323,12 +323,12 @@ def _refuse(line: str) -> None:
 def _refused_before_any_job():
     """A store that cannot be reached or refuses the user, or a resume that cannot be: one
     line, exit code 1, no job started."""
-    from runner.recording.client import RecorderGone
+    from runner.recording.client import RecordingProcessGone
     from runner.recording.server import StoreUnreachable
 
     try:
         yield
-    except (StoreUnreachable, RecorderGone) as error:
+    except (StoreUnreachable, RecordingProcessGone) as error:
         _refuse(f"error: {error}; no job was started")
     except ResumeRefused as refusal:
         _refuse(str(refusal))

@@ -1,6 +1,6 @@
 """Every run recorded in MLflow, by a recording process of the job's own, in one direction:
 
-    the job:     Recorder.submit(request) -> Future          (recording/client.py)
+    the job:     RecordingProcess.submit(request) -> Future          (recording/client.py)
     the child:   request.apply(store) -> its answer          (recording/process.py)
     the store:   the MLflow calls, and nothing else          (recording/store.py)
 

@@ -11,11 +11,11 @@ import threading
 from concurrent.futures import Future
 
 
-class RecorderGone(RuntimeError):
+class RecordingProcessGone(RuntimeError):
     """The recording process ended before it answered."""
 
 
-class Recorder:
+class RecordingProcess:
     """A recording process and the futures of what it was asked, answered in order."""
 
     def __init__(self) -> None:
@@ -66,12 +66,12 @@ class Recorder:
             while self._pending:
                 self._pending.popleft().set_exception(self._gone)
 
-    def _gone_error(self) -> RecorderGone:
+    def _gone_error(self) -> RecordingProcessGone:
         try:
             code = self.process.wait(timeout=1)
         except subprocess.TimeoutExpired:
             code = None
-        return RecorderGone(f"the recording process {self.process.pid} ended "
+        return RecordingProcessGone(f"the recording process {self.process.pid} ended "
                             f"({'exit code ' + str(code) if code is not None else 'pipe closed'})")
 
     def close(self, timeout: float = 60.0) -> None:
@@ -92,14 +92,14 @@ class Recorder:
             self.process.wait()
 
 
-_recorder = None
+_process = None
 
 
-def recorder() -> Recorder:
-    """This process's recorder, started on first use (in each worker of a launcher too); one
+def recording_process() -> RecordingProcess:
+    """This process's recording process, started on first use (in each worker of a launcher too); one
     that has ended (killed by the OOM killer, say) is replaced for the requests to come."""
-    global _recorder
-    if _recorder is None or not _recorder.alive():
-        _recorder = Recorder()
-        atexit.register(_recorder.close)
-    return _recorder
+    global _process
+    if _process is None or not _process.alive():
+        _process = RecordingProcess()
+        atexit.register(_process.close)
+    return _process

@@ -40,7 +40,7 @@ def before_mlflow() -> None:
         os.environ.setdefault(name, value)
 
 
-class Recording:
+class OpenStores:
     """What the recording process holds: a store per tracking target, the runs it started."""
 
     def __init__(self, owner: int) -> None:
@@ -89,7 +89,7 @@ def serve(owner: int) -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the answers
-    recording = Recording(owner)
+    stores = OpenStores(owner)
     while True:
         try:
             request = pickle.load(incoming)
@@ -99,7 +99,7 @@ def serve(owner: int) -> None:
         try:
             if not isinstance(request, REQUESTS):
                 raise TypeError(f"not a recording request: {type(request).__name__}")
-            answer = (True, request.apply(recording))
+            answer = (True, request.apply(stores))
         except BaseException as error:  # sent back: the job's future raises it
             answer = (False, _picklable(error))
         pickle.dump(answer, answers)

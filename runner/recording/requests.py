@@ -57,8 +57,8 @@ class CreateParent:
     tags: dict
     grid: tuple = ()
 
-    def apply(self, recording) -> RunRef:
-        return recording.store(self.tracking).create_sweep(self.name, self.tags, self.grid)
+    def apply(self, stores) -> RunRef:
+        return stores.store(self.tracking).create_sweep(self.name, self.tags, self.grid)
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ class StartRun:
     parent_id: Optional[str]
     start_ms: int  # when the job started, on the job's own clock
 
-    def apply(self, recording) -> RunRef:
-        return recording.start(self.key, lambda: recording.store(self.tracking).start_run(
+    def apply(self, stores) -> RunRef:
+        return stores.start(self.key, lambda: stores.store(self.tracking).start_run(
             self.name, self.tags, self.parent_id, self.start_ms))
 
 
@@ -87,9 +87,9 @@ class FinishRun:
     result: JobResult
     end_ms: int
 
-    def apply(self, recording) -> None:
-        run = recording.run_of(self.key)
-        recording.store(self.tracking).finish_run(run.run_id, self.params, self.result, self.end_ms)
+    def apply(self, stores) -> None:
+        run = stores.run_of(self.key)
+        stores.store(self.tracking).finish_run(run.run_id, self.params, self.result, self.end_ms)
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,8 @@ class CloseSweep:
     earlier: tuple = ()  # a resumed sweep's runs from before: its jobs' earlier attempts
     sort_by: str = "job"  # the table's order: job, or throughput (fastest first)
 
-    def apply(self, recording) -> list:
-        return recording.store(self.tracking).close_sweep(self.parent_id, self.status, self.jobs,
+    def apply(self, stores) -> list:
+        return stores.store(self.tracking).close_sweep(self.parent_id, self.status, self.jobs,
                                                           self.earlier, self.sort_by)
 
 
@@ -140,10 +140,10 @@ class FindSweep:
     which: str
     grid_sha256: str
 
-    def apply(self, recording) -> Optional[SweepFound]:
-        if not recording.exists(self.tracking):
+    def apply(self, stores) -> Optional[SweepFound]:
+        if not stores.exists(self.tracking):
             return None
-        return recording.store(self.tracking).find_sweep(self.which, self.grid_sha256)
+        return stores.store(self.tracking).find_sweep(self.which, self.grid_sha256)
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,6 @@ class ReopenSweep:
     ran: int
     resumes: int  # this resume's number: 1 for the first
 
-    def apply(self, recording) -> None:
-        recording.store(self.tracking).reopen_sweep(self.parent_id, self.skipped, self.ran,
+    def apply(self, stores) -> None:
+        stores.store(self.tracking).reopen_sweep(self.parent_id, self.skipped, self.ran,
                                                     self.resumes)

@@ -157,7 +157,7 @@ def _open(tracking: Tracking) -> tuple:
     if tracking.uri.startswith("sqlite:"):  # a second of imports: before the lock, not under it
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     with _store_lock(tracking.uri):  # a fresh sqlite store migrated by two processes breaks
-        client = Patient(when_unlocked(MlflowClient, tracking_uri=tracking.uri))
+        client = LockRetryingClient(when_unlocked(MlflowClient, tracking_uri=tracking.uri))
         client.search_experiments(max_results=1)  # the store made (migrated) here, if new
         experiment = client.get_experiment_by_name(tracking.experiment)
         if experiment is None:
@@ -224,7 +224,7 @@ def when_unlocked(call, *args, deadline_s: float = LOCKED_DEADLINE_S, **kwargs):
         time.sleep(random.uniform(0.05, 0.5))  # apart from the other writers that met the lock
 
 
-class Patient:
+class LockRetryingClient:
     """An MlflowClient whose every call goes through `when_unlocked`."""
 
     def __init__(self, client) -> None:
