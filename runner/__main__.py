@@ -80,7 +80,8 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     return report
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# conf/ at the top of the repository ships inside the package as `runner.conf` (pyproject.toml)
+@hydra.main(version_base="1.3", config_path="pkg://runner.conf", config_name="config")
 def main(cfg: DictConfig):
     """One job; in a sweep its outcome goes back to the sweeper from wherever it ran."""
     from runner.console import quiet_libraries

@@ -1,11 +1,14 @@
 """The command line: `python -m runner` and the `runner` console script."""
 
-import atexit
-import logging
 import os
+import re
 import runpy
 import sys
-import threading
+import traceback
+
+from runner.private_names import exit_now
+
+FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra raises what it refuses, instead of printing it
 
 
 class _ClosedPipeTolerant:
@@ -37,38 +40,56 @@ class _ClosedPipeTolerant:
 
 def launch(app) -> None:
     """Run the Hydra app, then end the process without Python's teardown of TensorFlow's
-    modules (about 0.75 s): every exit hook runs and all output is flushed first."""
-    from runner.hydra_internals import report_errors_with
-    from runner.refusals import one_line
+    modules (about 0.75 s): every exit hook runs and all output is flushed first.
 
+    What Hydra refuses (a typo, a missing stack, a bad flag) it raises, as it documents for
+    HYDRA_FULL_ERROR=1, instead of printing its block of lines: the runner says it in one line,
+    or, for an error it does not know, as Hydra would have. A user's HYDRA_FULL_ERROR=1 gets
+    Hydra's whole story."""
     register_sweeper()
-    report_errors_with(one_line)
     sys.argv = with_home_expanded(sys.argv)
     sys.stdout = _ClosedPipeTolerant(sys.stdout)
+    full_error = os.environ.get(FULL_ERROR) == "1"
+    os.environ[FULL_ERROR] = "1"
     try:
         app()
         code = 0
     except SystemExit as exit_:
         code = exit_.code
-    except ValueError as error:  # Hydra's own flags misused, e.g. `-m` with `--cfg job`
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+    except Exception as error:
+        if full_error:
             raise
-        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
-        code = 1
+        code = report(error)
     if code is None:
         code = 0
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
-    # What the interpreter does first when it exits, in its order: wait for the threads that
-    # are not daemons (joblib's executor stops its workers here), then the exit hooks (the
-    # recorders finish what they were asked, Ray stops); only the teardown of modules is skipped
-    threading._shutdown()
-    atexit._run_exitfuncs()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    exit_now(code)
+
+
+def report(error: Exception) -> int:
+    """What the user is told of an error that ended the app; its exit code."""
+    from hydra.errors import CompactHydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from runner.refusals import one_line
+
+    line = one_line(error, [arg for arg in sys.argv[1:] if not arg.startswith("-")])
+    if line is not None:
+        print(line, file=sys.stderr)
+    elif isinstance(error, ValueError) and re.search(r" --[a-z]", str(error)):
+        # Hydra's own flags misused, e.g. `-m` with `--cfg job`
+        print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+    elif isinstance(error, CompactHydraException):  # as Hydra prints it
+        print(error, file=sys.stderr)
+        if isinstance(error.__cause__, OmegaConfBaseException):
+            print(error.__cause__, file=sys.stderr)
+        print(f"\nSet the environment variable {FULL_ERROR}=1 for a complete stack trace.",
+              file=sys.stderr)
+    else:
+        traceback.print_exception(error)
+    return 1
 
 
 def with_home_expanded(argv: list) -> list:

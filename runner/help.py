@@ -29,14 +29,22 @@ _KNOB = re.compile(r"^([a-z_]+): *(\S+) +# *(.*)$")
 
 
 def _sources() -> list:
-    """The config directories on Hydra's search path, the user's --config-dir first."""
+    """The config directories on Hydra's search path, the user's --config-dir first: folders
+    (`file://`) and packages (`pkg://`, the runner's own conf/ where it is installed)."""
+    from importlib.resources import files
+
     from hydra.core.hydra_config import HydraConfig
 
-    sources = HydraConfig.get().runtime.config_sources
-    return [Path(s.path) for s in sources if s.schema == "file" and Path(s.path).is_dir()]
+    found = []
+    for source in HydraConfig.get().runtime.config_sources:
+        if source.schema == "file" and Path(source.path).is_dir():
+            found.append(Path(source.path))
+        elif source.schema == "pkg" and source.provider == "main":
+            found.append(files(source.path))
+    return found
 
 
-def _knobs(path: Path, prefix: str = "") -> list:
+def _knobs(path, prefix: str = "") -> list:
     """`  key=value   comment` for each commented top-level key of a config file."""
     lines = []
     for line in path.read_text().splitlines():
@@ -51,14 +59,18 @@ def _pictures(group: str) -> list:
     """`  name   the file's first comment` for every option of a config group."""
     seen, lines = set(), []
     for source in _sources():
-        for path in sorted((source / group).glob("*.yaml")):
-            if path.stem in seen:
+        folder = source / group
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir(), key=lambda path: path.name):
+            name = path.name.removesuffix(".yaml")
+            if name == path.name or name in seen:
                 continue
-            seen.add(path.stem)
+            seen.add(name)
             comments = [line.lstrip("# ").rstrip() for line in path.read_text().splitlines()
                         if line.startswith("#") and "@package" not in line]
             picture = re.sub(r"\s{2,}", " ", comments[0]) if comments else ""
-            lines.append(f"  {path.stem}".ljust(22) + f" {picture}")
+            lines.append(f"  {name}".ljust(22) + f" {picture}")
     return lines
 
 

@@ -45,13 +45,19 @@ class JobOutcome:
         """The job as its sweep reports it, once its run is recorded (or could not be); its
         line names it by `name` where given (a sweep's cell by its overrides)."""
         ok, line = self.result.error is None, self.result.line_as(name or self.result.label)
+        unrecorded = ""
         try:
             self.recorded.result(timeout)
         except Exception as error:
-            ok = False
+            ok, unrecorded = False, f"{type(error).__name__}: {error}"
             if str(error) not in line:  # else the job failed for the same reason (its store)
-                line += f"; its run could not be recorded: {type(error).__name__}: {error}"
-        return JobReport(self.identity.job_num, self.identity.name, ok, line)
+                line += f"; its run could not be recorded: {unrecorded}"
+        return JobReport(self.identity.job_num, self.identity.name, ok, line, unrecorded)
+
+    def report_so_far(self, name: str) -> JobReport:
+        """The job as known before its run is recorded: its line, and whether it succeeded."""
+        return JobReport(self.identity.job_num, self.identity.name, self.result.error is None,
+                         self.result.line_as(name))
 
 
 def _now_ms() -> int:

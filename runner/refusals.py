@@ -119,6 +119,10 @@ def _wrong_value(key: str, reason: str) -> str:
 
 
 def _missing_option(text: str) -> str:
+    primary = re.match(r"Cannot find primary config '([^']*)'", text)
+    if primary:
+        return (f"--config-name: no config named {primary.group(1)!r} on the search path; the "
+                f"runner's is config, a config of yours is DIR/NAME.yaml with --config-dir=DIR")
     wanted = re.search(r"Could not find '([^']+)/([^']*)'", text)
     if not wanted:
         return f"error: {text.splitlines()[0]}"

@@ -26,9 +26,10 @@ def main() -> None:
         url = runs_table_url(f"sqlite:///{store}", experiment).replace(
             f"http://127.0.0.1:{UI_PORT}", base)
         print(f"the runs of {args.experiment}: {url}", flush=True)
-    mlflow = Path(sys.executable).parent / "mlflow"
-    os.execv(mlflow, [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(args.port),
-                      "--backend-store-uri", f"sqlite:///{store}"])
+    # MLflow's own command, by the interpreter that runs this one: wherever it is installed
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+                              "--port", str(args.port), "--backend-store-uri",
+                              f"sqlite:///{store}"])
 
 
 def _experiment_id(store: Path, name: str):

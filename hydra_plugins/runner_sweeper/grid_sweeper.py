@@ -1,97 +1,30 @@
-"""The runner's sweeper: Hydra's basic grid, checked whole, recorded under one MLflow parent."""
+"""The runner's sweeper: a grid of every combination, checked whole, recorded under one MLflow
+parent. Built on Hydra's public plugin API: `hydra.plugins.sweeper.Sweeper`, its override
+parser, its launcher plugins and `JobReturn`."""
 
-import fcntl
-import os
 import sys
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List, Optional
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext
 from omegaconf import OmegaConf, open_dict, read_write
 
-from hydra_plugins.runner_sweeper.composing import ComposedAside
+from hydra_plugins.runner_sweeper.composing import (ComposedAside, PrecomposedConfigLoader,
+                                                     split_arguments)
+from hydra_plugins.runner_sweeper.tasks import SweepTask, job_report
+from runner.errors import ConfigError
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
-from runner.hydra_internals import BasicSweeper, ComposedOnce, jobs_run_here, returned
 from runner.identity import cell_key, config_sha256, grid_sha256, job_name, unescaped
 from runner.refusals import unknown_option
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
-
-
-class _Task:
-    """The task function as the sweeper runs it: each job's line, numbered as jobs complete,
-    and the job's recording settled where the job ran, unless that is the sweeper's own process
-    (which lets each job go on while its run is recorded, and settles them all at the end)."""
-
-    def __init__(self, task_function) -> None:
-        self.task_function = task_function
-        self.sweeper_pid = os.getpid()
-        self.total = 0
-        self.started = time.time()
-        self.counter = None  # a file in the sweep's directory: jobs done, by any process
-
-    def __call__(self, cfg):
-        outcome = self.task_function(cfg)
-        cell = outcome.identity.name  # the cell by its overrides: unique in the grid
-        if os.getpid() == self.sweeper_pid:
-            line = outcome.result.line_as(cell)  # its run is settled when the sweep ends
-        else:
-            outcome = outcome.report(name=cell)  # a worker settles its run before it goes back
-            line = outcome.line
-        print(self._progress(line), flush=True)
-        return outcome
-
-    def _progress(self, line: str) -> str:
-        from runner.report import progress_line
-
-        return progress_line(_count_one_more(self.counter), self.total,
-                             time.time() - self.started, line)
-
-
-def _count_one_more(counter: Path) -> int:
-    """Jobs completed so far, this one included, counted in a file every worker can reach."""
-    with open(counter, "a+") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        file.seek(0)
-        done = len(file.read()) + 1
-        file.write(".")
-    return done
-
-
-class _Collecting:
-    """The configured launcher, keeping every job's return as its batch comes back."""
-
-    def __init__(self, launcher) -> None:
-        self.launcher = launcher
-        self.returns: List[JobReturn] = []
-
-    def launch(self, job_overrides, initial_job_idx: int):
-        results = self.launcher.launch(job_overrides, initial_job_idx=initial_job_idx)
-        self.returns.extend(results)
-        return results
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.launcher, name)
-
-
-def _report(job: JobReturn):
-    """The JobReport of a job from its return, whichever process or machine ran it."""
-    from runner.recording.requests import JobReport
-
-    hydra_job = job.hydra_cfg.hydra.job
-    value = returned(job)
-    if job.status == JobStatus.COMPLETED and hasattr(value, "report"):
-        return value.report(name=value.identity.name)
-    if job.status == JobStatus.COMPLETED and isinstance(value, JobReport):
-        return value
-    first = str(value).splitlines()[0] if str(value) else ""
-    return JobReport(int(hydra_job.num), job_name(hydra_job), False,
-                     f"{type(value).__name__}: {first}")
 
 
 def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
@@ -104,7 +37,7 @@ def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
     return thread
 
 
-class GridSweeper(BasicSweeper):
+class GridSweeper(Sweeper):
     """Every cell is composed and checked before any run exists (one error lists every bad
     cell); then the parent run is created, the jobs are launched by whichever launcher is
     configured, and the parent is closed with the summary of all jobs, even when some failed.
@@ -112,13 +45,26 @@ class GridSweeper(BasicSweeper):
     and launches only the cells not FINISHED with the same config, under their job numbers.
     With `mode=explain` the same check prints each cell's table, and nothing is launched."""
 
-    def setup(self, *, hydra_context, task_function, config) -> None:
+    def __init__(self, max_batch_size: Optional[int] = None,
+                 params: Optional[Dict[str, str]] = None) -> None:
+        self.max_batch_size = max_batch_size
+        self.params = params or {}  # `hydra.sweeper.params`: swept like the command line's
+        self.hydra_context: Optional[HydraContext] = None
+        self.config = self.launcher = self.task = self.loader = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function, config) -> None:
         # `${hydra:runtime.cwd}` in the sweep's config (its directory, a launcher's folder)
         # resolves in this process from here on, as it does in a job
         HydraConfig.instance().set_config(config)
-        self.task = _Task(task_function)
-        super().setup(hydra_context=hydra_context, task_function=self.task, config=config)
-        self.launcher = _Collecting(self.launcher)
+        self.hydra_context, self.config = hydra_context, config
+        self.task = SweepTask(task_function)
+        # The launcher composes each job's config through this loader: the cells checked
+        # before the sweep are served to it as they were composed
+        self.loader = PrecomposedConfigLoader(hydra_context.config_loader)
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=HydraContext(config_loader=self.loader,
+                                       callbacks=hydra_context.callbacks),
+            task_function=self.task, config=config)
 
     def sweep(self, arguments: List[str]) -> Any:
         refusal = unknown_option(self.config.hydra.runtime.choices,
@@ -132,7 +78,7 @@ class GridSweeper(BasicSweeper):
         quiet_libraries(self.config.verbose)
         try:
             resume, cells = split_resume(self._cells(arguments))
-        except ResumeRefused as refusal:
+        except (ResumeRefused, ConfigError) as refusal:
             _refuse(str(refusal))
         loader = self.hydra_context.config_loader
         checking = ComposedAside(loader, self.config, cells, _config_digest)  # before any thread
@@ -146,7 +92,7 @@ class GridSweeper(BasicSweeper):
         starting = finding = None
         if resume is not None:  # the store first: TensorFlow only once a cell is known to run
             finding = process.submit(FindSweep(tracking, resume, grid_sha256(grid)))
-        elif jobs_run_here(self.launcher.launcher):
+        elif self._jobs_run_here():
             starting = _start_tensorflow_aside(self.config.verbose)  # and TensorFlow's, here
         outcomes = checking.result()
         _refuse_invalid_cells(outcomes)
@@ -166,8 +112,7 @@ class GridSweeper(BasicSweeper):
                 starting = self._reopen(tracking, found, plan)
         parent_id = parent.run_id
         env = _hand_to_jobs(self.config, parent_id, tracking.uri)
-        self.hydra_context.config_loader = ComposedOnce(
-            loader, {cell: config for cell, config, _, _ in outcomes}, env)
+        self.loader.serve({cell: config for cell, config, _, _ in outcomes}, env)
         if starting is not None:
             starting.join()  # its start-up lines are read before the first job writes any
         sweep_dir = Path(self.config.hydra.sweep.dir)
@@ -178,12 +123,12 @@ class GridSweeper(BasicSweeper):
         with interruptible():  # a signal cuts the jobs short, never the closing of the parent
             try:
                 with signals_raise():
-                    returns = self._launch(plan.groups(self.max_batch_size))
+                    self._launch(plan.groups(self.max_batch_size), returns)
             except Interrupted as error:
                 interrupted = error
             finally:
                 interrupted = interrupted or signal_received()
-                rows = self._close_parent(tracking, parent_id, interrupted, earlier)
+                rows = self._close_parent(tracking, parent_id, interrupted, earlier, returns)
         if interrupted is not None:
             raise interrupted
         self._print_rows(tracking, parent, rows)
@@ -215,24 +160,19 @@ class GridSweeper(BasicSweeper):
         print(f"resume: sweep {found.parent.run_id}: {len(plan.run)} of {len(found.grid)} cells "
               f"to run (jobs {plan.jobs()}), {plan.skipped} FINISHED kept", flush=True)
         starting = None
-        if plan.run and jobs_run_here(self.launcher.launcher):
+        if plan.run and self._jobs_run_here():
             starting = _start_tensorflow_aside(self.config.verbose)
         recording_process().submit(ReopenSweep(tracking, found.parent.run_id, plan.skipped, len(plan.run),
                                       found.resumes + 1)).result()
         return starting
 
-    def _launch(self, groups: list) -> list:
+    def _launch(self, groups: list, returns: list) -> None:
         """Each group of consecutive jobs launched under its own numbers, as Hydra's basic
-        sweeper launches a batch (whose job that raised ends the sweep)."""
+        sweeper launches a batch; each batch's returns kept in `returns` as it comes back."""
         sweep_dir = Path(self.config.hydra.sweep.dir)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        returns = []
         for first, batch in groups:
-            results = self.launcher.launch(batch, initial_job_idx=first)
-            for result in results:
-                _ = result.return_value
-            returns.append(results)
-        return returns
+            returns.extend(self.launcher.launch(batch, initial_job_idx=first))
 
     def _print_rows(self, tracking, parent, rows: list) -> None:
         from runner.report import recorded_lines, summary_text
@@ -245,7 +185,10 @@ class GridSweeper(BasicSweeper):
     def _explain(self, arguments: List[str]) -> list:
         """Every cell composed and checked as for a sweep that runs, then each one's table,
         printed here: no job, no store, no files."""
-        cells = self._cells(arguments)
+        try:
+            cells = self._cells(arguments)
+        except ConfigError as refusal:
+            _refuse(str(refusal))
         outcomes = ComposedAside(self.hydra_context.config_loader, self.config, cells,
                                  _explained).result()
         _refuse_invalid_cells(outcomes)
@@ -257,39 +200,51 @@ class GridSweeper(BasicSweeper):
             sys.exit(1)
         return []
 
-    def _close_parent(self, tracking, parent_id: str, interrupted, earlier: tuple) -> list:
+    def _close_parent(self, tracking, parent_id: str, interrupted, earlier: tuple,
+                      returns: list) -> list:
         """The parent's summary from every job's report (and, resumed, its cells' earlier
-        runs); its status is the children's, unless the sweep itself was interrupted (KILLED)."""
+        runs); its status is the children's, unless the sweep itself was interrupted (KILLED).
+        A job of this process is reported once its run is recorded; one that could not be is
+        said here, after its own line was printed."""
         from runner.recording.client import RecordingProcessGone, recording_process
         from runner.recording.requests import CloseSweep
         from runner.recording.server import StoreUnreachable
         from runner.recording.summary import unrecorded_row
         from runner.report import summary_table
 
-        jobs = []
-        for job in self.launcher.returns:
-            jobs.append(_report(job))
-            if hasattr(returned(job), "report") and "could not be recorded" in jobs[-1].line:
-                print(f"error: job {jobs[-1].job}: {jobs[-1].line}",
-                      file=sys.stderr)  # settled here, after its own line was printed
-        jobs = tuple(jobs)
+        jobs = {}
+        for job in returns:
+            report = job_report(job)
+            jobs[report.job] = report
+        for number, outcome in sorted(self.task.here.items()):  # an interrupted launch's too
+            report = outcome.report(name=jobs[number].overrides if number in jobs else None)
+            jobs[number] = report
+            if report.unrecorded:
+                print(f"error: job {report.job}: {report.line}", file=sys.stderr)
+        jobs = tuple(jobs[number] for number in sorted(jobs))
         status = "KILLED" if interrupted is not None else None
         try:
-            return recording_process().submit(CloseSweep(tracking, parent_id, status, jobs,
-                                                earlier, str(self.config.sort_by.value))).result()
+            return recording_process().submit(CloseSweep(
+                tracking, parent_id, status, jobs, earlier,
+                str(self.config.sort_by.value))).result()
         except (StoreUnreachable, RecordingProcessGone) as error:
             print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)
             print(f"error: {error}; the sweep's parent run {parent_id} could not be closed",
                   file=sys.stderr)
             sys.exit(1)
 
-    def validate_batch_is_legal(self, batch) -> None:
-        """Done once for the whole grid in `sweep`, before any job is launched."""
+    def _jobs_run_here(self) -> bool:
+        """Whether the configured launcher runs the jobs in this very process: Hydra's basic
+        launcher, chosen as `hydra/launcher=basic` (the default)."""
+        return self.config.hydra.runtime.choices.get("hydra/launcher") == "basic"
 
     def _cells(self, arguments: List[str]) -> List[tuple]:
+        """The grid's cells, each a tuple of overrides, in job order: `hydra.sweeper.params`
+        first, then the command line's, as Hydra's basic sweeper orders them."""
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
-        return [tuple(cell) for batch in self.split_arguments(overrides, None) for cell in batch]
+        params = [f"{key}={value}" for key, value in self.params.items()]
+        overrides = parser.parse_overrides([*params, *arguments])
+        return [cell for batch in split_arguments(overrides, None) for cell in batch]
 
 
 def _config_digest(config) -> str:

@@ -46,6 +46,7 @@ class JobReport:
     overrides: str  # the cell, as its run is named
     ok: bool
     line: str  # the job's own line: `lstm return_sequences=False -> output (4, 3)`
+    unrecorded: str = ""  # why its run could not be recorded; "" when it was (or is on its way)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The runner's Hydra configs, installed as the package `runner.conf` (pyproject.toml)."""
