@@ -47,7 +47,7 @@ def launch(app) -> None:
     or, for an error it does not know, as Hydra would have. A user's HYDRA_FULL_ERROR=1 gets
     Hydra's whole story."""
     register_sweeper()
-    sys.argv = with_home_expanded(sys.argv)
+    sys.argv = with_each_cell_checking_its_own(with_home_expanded(sys.argv))
     sys.stdout = _ClosedPipeTolerant(sys.stdout)
     full_error = os.environ.get(FULL_ERROR) == "1"
     os.environ[FULL_ERROR] = "1"
@@ -105,6 +105,39 @@ def with_home_expanded(argv: list) -> list:
         flag = arg if arg in ("--config-dir", "-cd") else None
         expanded.append(arg)
     return expanded
+
+
+def with_each_cell_checking_its_own(argv: list) -> list:
+    """In a sweep whose grid varies a config group (`-m model=a,b`), a key under that group
+    (`model.layers.0.mask_zero=true`) given to Hydra as a sweep of that one value:
+    `model.layers.0.mask_zero=choice(true)`.
+
+    Hydra composes a sweep's own config with the group's default option (`model=lstm`) and
+    the plain overrides before any cell, and refuses there a key that the default's file does
+    not set, though every file of the grid sets it. A sweep override is left out of that
+    composition and composed into each cell, where the runner checks it against the cell's
+    own file (and names the cell where it does not fit). One value swept is that value."""
+    if not any(arg in ("-m", "--multirun") for arg in argv[1:]):
+        return argv
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    typed = [(index, arg) for index, arg in enumerate(argv) if index and "=" in arg
+             and not arg.startswith("-")]
+    try:
+        overrides = parser.parse_overrides([arg for _, arg in typed])
+    except Exception:  # Hydra says what it cannot read, as ever
+        return argv
+    swept = {o.key_or_group for o in overrides if o.is_sweep_override() and "." not in
+             o.key_or_group and not o.is_hydra_override()}
+    argv = list(argv)
+    for (index, arg), override in zip(typed, overrides):
+        group = override.key_or_group.split(".", 1)[0]
+        if (group in swept and "." in override.key_or_group and not override.is_sweep_override()
+                and not override.is_delete()):
+            key, _, value = arg.partition("=")
+            argv[index] = f"{key}=choice({value})"
+    return argv
 
 
 def register_sweeper() -> None:

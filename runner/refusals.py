@@ -7,14 +7,17 @@ from typing import Mapping, Optional, Sequence
 
 from runner.errors import dotted
 from runner.schema import RunnerSchema
-from runner.vocabulary import LAYERS, did_you_mean
+from runner.vocabulary import LAYERS, did_you_mean, spell_overrides
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 KINDS = {"model": "stack", "sweep": "sweep"}  # what an option of a config group is called
 
 
-def one_line(error: BaseException, overrides: Sequence[str] = ()) -> Optional[str]:
-    """The line for a refusal of the user's overrides, or None for any other error."""
+def one_line(error: BaseException, overrides: Sequence[str] = (),
+             grid: bool = False) -> Optional[str]:
+    """The line for a refusal of the user's overrides, or None for any other error. In a
+    `grid`, a key to add is added with `++`, which also overrides it in the model files of the
+    grid that set it."""
     from hydra.errors import (ConfigCompositionException, MissingConfigException,
                               OverrideParseException, SearchPathException)
 
@@ -25,7 +28,7 @@ def one_line(error: BaseException, overrides: Sequence[str] = ()) -> Optional[st
     if isinstance(error, OverrideParseException):
         return _unreadable(str(error), overrides)
     if isinstance(error, ConfigCompositionException):
-        return _composition(error, overrides)
+        return _composition(error, overrides, grid)
     return None
 
 
@@ -47,8 +50,9 @@ def _full_key(text: str) -> str:
     return dotted(key)
 
 
-def _composition(error, overrides: Sequence[str]) -> Optional[str]:
-    from omegaconf.errors import ConfigAttributeError, ConfigIndexError, ValidationError
+def _composition(error, overrides: Sequence[str], grid: bool = False) -> Optional[str]:
+    from omegaconf.errors import (ConfigAttributeError, ConfigIndexError, ConfigKeyError,
+                                  ValidationError)
 
     text, cause = str(error), error.__cause__
     ambiguous = re.match(r"Ambiguous value for argument '([^=]+)=(.*)'", text)
@@ -64,8 +68,22 @@ def _composition(error, overrides: Sequence[str]) -> Optional[str]:
         added = [o.split("=", 1)[1] for o in overrides if o.startswith(f"+{group}=")]
         name = (twice.groups()[1:] or added or ["NAME"])[0]
         return f"{group}: already chosen by default; write {group}={name}"
+    present = re.match(r"Could not append to config\. An item is already at '([^']+)'", text)
+    if present:  # `+key=value` for a key the file sets: a plain override changes it
+        key = dotted(present.group(1))
+        value = next((o.split("=", 1)[1] for o in overrides
+                      if o.lstrip("+").split("=", 1)[0] == key), "VALUE")
+        return (f"{key}: already set in the model file; change it without +: "
+                f"{spell_overrides(f'{key}={value}')}")
+    if isinstance(cause, ConfigKeyError) and "." in _full_key(str(cause)).removeprefix(
+            "model.layers."):  # a key under one the model file does not set: `+` adds no path
+        missing = _full_key(str(cause))
+        parent, name = missing.rsplit(".", 1)
+        return f"{dotted(_wanted(text))}: {parent} has no {name!r} in this model file"
     if isinstance(cause, ConfigAttributeError):
-        return _unknown_key(_full_key(str(cause)), re.search(r"use (\+\S+)", text))
+        append = re.search(r"use (\+\S+)", text)
+        added = spell_overrides(("+" if grid else "") + append.group(1)) if append else None
+        return _unknown_key(_full_key(str(cause)), added)
     if isinstance(cause, ConfigIndexError):
         key = _full_key(str(cause))
         return f"{key}: no such item: {key.rsplit('.', 1)[0]} has fewer entries"
@@ -73,6 +91,13 @@ def _composition(error, overrides: Sequence[str]) -> Optional[str]:
         return _wrong_value(_full_key(str(cause)), str(cause).splitlines()[0])
     first = text.splitlines()[0] if text else type(error).__name__
     return f"error: {first}" + (f": {str(cause).splitlines()[0]}" if cause else "")
+
+
+def _wanted(text: str) -> str:
+    """The key an override named, from Hydra's "Could not override 'KEY'"."""
+    match = re.search(r"Could not (?:override|append to config)\. ?'?([^'\s]+)'", text)
+    match = match or re.search(r"Could not override '([^']+)'", text)
+    return match.group(1) if match else ""
 
 
 def _schema_fields(key: str):
@@ -96,10 +121,10 @@ def _unknown_key(key: str, append) -> str:
     if layer:  # an argument the model file does not set: `+` adds it, if the layer takes it
         known = sorted(set().union(*LAYERS.values()))
         if name in known and append:
-            return f"{key}: not set in the model file; add it with {append.group(1)}"
+            return f"{key}: not set in the model file; add it with {append}"
         return (f"{key}: unknown argument{did_you_mean(name, known)}; "
                 f"a layer takes the arguments of its Keras class")
-    return f"{key}: unknown key" + (f"; add it with {append.group(1)}" if append else "")
+    return f"{key}: unknown key" + (f"; add it with {append}" if append else "")
 
 
 def _wrong_value(key: str, reason: str) -> str:

@@ -35,7 +35,7 @@ def compose_and_check(loader, master_config, cell: Sequence[str], check: Callabl
 
 def _reason(error: Exception, cell: Sequence[str]) -> str:
     """Why a cell is invalid, in one line: as a single run with its overrides is refused."""
-    line = one_line(error, cell)
+    line = one_line(error, cell, grid=True)
     if line is not None:
         return line
     reasons = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])

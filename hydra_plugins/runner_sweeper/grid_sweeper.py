@@ -2,6 +2,7 @@
 parent. Built on Hydra's public plugin API: `hydra.plugins.sweeper.Sweeper`, its override
 parser, its launcher plugins and `JobReturn`."""
 
+import re
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from runner.identity import cell_key, config_sha256, grid_sha256, job_name, unes
 from runner.refusals import unknown_option
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
+from runner.vocabulary import spell_overrides
 
 
 def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
@@ -144,9 +146,8 @@ class GridSweeper(Sweeper):
         from runner.recording.client import recording_process
         from runner.recording.requests import CreateParent
 
-        from runner.vocabulary import spell_overrides
-
-        typed = self.config.hydra.overrides.task
+        typed = [re.sub(r"=choice\(([^,()]*)\)$", r"=\1", override)  # one value: that value
+                 for override in self.config.hydra.overrides.task]
         name = " ".join(spell_overrides(override) for override in typed) or "multirun"
         return recording_process().submit(CreateParent(tracking, name, {
             "sweep.dir": self.config.hydra.sweep.dir, "sweep.overrides": name}, grid)).result()
@@ -262,7 +263,7 @@ def _explained(config):
 
 def _refuse_invalid_cells(outcomes: list) -> None:
     """Every invalid cell, a line each, exit code 1; nothing when every cell is valid."""
-    failures = [f"  {unescaped(' '.join(cell))}: {reason}"
+    failures = [f"  {' '.join(spell_overrides(unescaped(o)) for o in cell)}: {reason}"
                 for cell, _, _, reason in outcomes if reason]
     if failures:
         _refuse(f"{len(failures)} of {len(outcomes)} cells are invalid; no job was started:\n"
