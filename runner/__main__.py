@@ -57,6 +57,7 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
         _refuse(hydra_cfg, f"resume: only a sweep resumes; add -m: python -m runner -m ... "
                            f"resume={cfg.resume}")
     from runner.job import RunIdentity, run_job
+    from runner.signals import Interrupted
     from runner.recording.requests import PARENT_RUN_ENV
     identity = RunIdentity(
         name=job_name(hydra_cfg.job),
@@ -65,7 +66,12 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
                  if not k.startswith("hydra/")},
         output_dir=Path(hydra_cfg.runtime.output_dir),
         parent_id=os.environ.get(PARENT_RUN_ENV) if multirun else None)
-    outcome = run_job(spec, identity)
+    try:
+        outcome = run_job(spec, identity)
+    except Interrupted as stopped:
+        if not multirun:  # a sweep says what it recorded of all its cells (runner_sweeper)
+            print(_stopped_line(stopped, spec), flush=True)
+        raise
     if multirun:
         return outcome  # the sweep prints it and settles its recording (runner_sweeper)
     report = outcome.report()
@@ -81,6 +87,19 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
 
 
 # conf/ at the top of the repository ships inside the package as `runner.conf` (pyproject.toml)
+def _stopped_line(stopped, spec) -> str:
+    """`stopped (SIGINT received ...): run ID KILLED in outputs/mlflow.db`, or why no run."""
+    from runner.recording.requests import Tracking
+    from runner.report import store_name
+
+    tracking = Tracking.from_config(spec.config["tracking"])
+    try:
+        run_id = stopped.run.result(timeout=30).run_id
+    except Exception as error:
+        return f"stopped ({stopped}): no run recorded ({type(error).__name__}: {error})"
+    return f"stopped ({stopped}): run {run_id} KILLED in {store_name(tracking.uri)}"
+
+
 @hydra.main(version_base="1.3", config_path="pkg://runner.conf", config_name="config")
 def main(cfg: DictConfig):
     """One job; in a sweep its outcome goes back to the sweeper from wherever it ran."""

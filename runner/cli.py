@@ -5,6 +5,7 @@ import re
 import runpy
 import sys
 import traceback
+from pathlib import Path
 
 from runner.private_names import exit_now
 
@@ -47,7 +48,12 @@ def launch(app) -> None:
     or, for an error it does not know, as Hydra would have. A user's HYDRA_FULL_ERROR=1 gets
     Hydra's whole story."""
     register_sweeper()
-    sys.argv = with_each_cell_checking_its_own(with_home_expanded(sys.argv))
+    try:
+        sys.argv = with_each_cell_checking_its_own(with_stack_files_named(
+            with_home_expanded(sys.argv)))
+    except ValueError as refusal:
+        print(refusal, file=sys.stderr)
+        exit_now(1)
     sys.stdout = _ClosedPipeTolerant(sys.stdout)
     full_error = os.environ.get(FULL_ERROR) == "1"
     os.environ[FULL_ERROR] = "1"
@@ -105,6 +111,28 @@ def with_home_expanded(argv: list) -> list:
         flag = arg if arg in ("--config-dir", "-cd") else None
         expanded.append(arg)
     return expanded
+
+
+def with_stack_files_named(argv: list) -> list:
+    """`model=PATH/model/NAME.yaml`, a stack file given by its path, as Hydra finds it:
+    `--config-dir=PATH model=NAME`. A file elsewhere, or beside a --config-dir of the user's
+    own, is refused with the command that runs it (ValueError)."""
+    for index, arg in enumerate(argv[1:], start=1):
+        key, equals, value = arg.partition("=")
+        if key != "model" or not equals or not value.endswith((".yaml", ".yml")):
+            continue
+        path = Path(value).expanduser().absolute()
+        if not path.is_file():
+            raise ValueError(f"model: no file {value}; a stack is named by its file's name: "
+                             f"--config-dir=DIR model=NAME runs DIR/model/NAME.yaml")
+        name = path.name.rsplit(".", 1)[0]
+        given = [a for a in argv[1:] if a.split("=", 1)[0] in ("--config-dir", "-cd")]
+        if path.parent.name != "model" or given or path.suffix != ".yaml":
+            raise ValueError(f"model: a stack is named, not a path: put the file at "
+                             f"DIR/model/{name}.yaml and run --config-dir=DIR model={name}")
+        return [argv[0], f"--config-dir={path.parent.parent}",
+                *argv[1:index], f"model={name}", *argv[index + 1:]]
+    return argv
 
 
 def with_each_cell_checking_its_own(argv: list) -> list:

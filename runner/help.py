@@ -74,6 +74,21 @@ def _pictures(group: str) -> list:
     return lines
 
 
+def _allowed() -> list:
+    """The allowed `_target_`s, by module, as wrapped lines."""
+    import textwrap
+
+    from runner.vocabulary import ALLOWED_TARGETS
+
+    lines = []
+    for module in sorted({target.rsplit(".", 1)[0] for target in ALLOWED_TARGETS}):
+        names = ", ".join(t.rsplit(".", 1)[1] for t in ALLOWED_TARGETS
+                          if t.rsplit(".", 1)[0] == module)
+        lines += textwrap.wrap(f"{module}: {names}", 92, initial_indent="  ",
+                               subsequent_indent="    ")
+    return lines
+
+
 def help_text() -> str:
     """The whole of `--help`, with `$` doubled for Hydra's template."""
     main = next((s for s in _sources() if (s / "config.yaml").is_file()), None)
@@ -83,5 +98,6 @@ def help_text() -> str:
              *_knobs(main / "tracking" / "default.yaml", "tracking."),
              "", "Stacks (model=...):", *_pictures("model"),
              "", "Sweeps (-m sweep=...):", *_pictures("sweep"),
+             "", "What a stack may name (_target_), and nothing else:", *_allowed(),
              "", FOOTER]
     return "\n".join(parts).replace("$", "$$")

@@ -95,6 +95,7 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
         params = {**identity.choices, **result.params}
         recorded = process.submit(FinishRun(tracking, key, params, result, _now_ms()))
     if interrupted is not None:
+        interrupted.run = started
         raise interrupted  # the process exits 128 + signal; its run is ended KILLED
     return JobOutcome(identity, tracking, result, started, recorded)
 

@@ -21,6 +21,9 @@ def one_line(error: BaseException, overrides: Sequence[str] = (),
     from hydra.errors import (ConfigCompositionException, MissingConfigException,
                               OverrideParseException, SearchPathException)
 
+    unreadable = _yaml_error(error)
+    if unreadable is not None:
+        return unreadable
     if isinstance(error, SearchPathException):
         return _no_config_dir(str(error))
     if isinstance(error, MissingConfigException):
@@ -29,6 +32,22 @@ def one_line(error: BaseException, overrides: Sequence[str] = (),
         return _unreadable(str(error), overrides)
     if isinstance(error, ConfigCompositionException):
         return _composition(error, overrides, grid)
+    return None
+
+
+def _yaml_error(error: BaseException) -> Optional[str]:
+    """`FILE:LINE:COLUMN: the parser's reason`, for a config file YAML cannot read (the error
+    itself, or what Hydra wrapped)."""
+    import yaml
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+            mark = error.problem_mark
+            reason = "; ".join(part for part in (error.context, error.problem) if part)
+            return f"{mark.name}:{mark.line + 1}:{mark.column + 1}: {reason}"
+        error = error.__cause__ or error.__context__
     return None
 
 

@@ -139,3 +139,18 @@ def recorded_lines(uri: str, experiment: str, run, children: list = ()) -> list:
             f"  runs:    {runs_table_url(uri, run.experiment_id, f'tags.mlflow.parentRunId = {run.run_id!r}')}"
             f"{serve}",
             f"  compare: {compare_url(uri, run.experiment_id, list(children))}"]
+
+
+def stopped_lines(interrupted, uri: str, parent_id: str, rows: list, total: int,
+                  command: str) -> list:
+    """What a sweep stopped by a signal has recorded, and the command that goes on with it."""
+    counts = {status: sum(row["status"] == status for row in rows)
+              for status in ("FINISHED", "KILLED", "FAILED")}
+    parts = [f"{counts['FINISHED']} of {total} cells finished", f"{counts['KILLED']} killed"]
+    if counts["FAILED"]:
+        parts.append(f"{counts['FAILED']} failed")
+    if total > len(rows):
+        parts.append(f"{total - len(rows)} not run")
+    return [f"stopped ({interrupted}): sweep {parent_id} KILLED in {store_name(uri)}: "
+            f"{', '.join(parts)}",
+            f"  go on with: {command}"]

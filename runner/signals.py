@@ -8,7 +8,10 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class Interrupted(SystemExit):
-    """Raised in the main thread when SIGTERM or SIGINT arrives; its code is 128 + signal."""
+    """Raised in the main thread when SIGTERM or SIGINT arrives; its code is 128 + signal.
+    A job that it stops sets `run`: the future of the run it ended KILLED."""
+
+    run = None
 
     def __str__(self) -> str:
         return f"{signal.Signals(self.code - 128).name} received (exit code {self.code})"

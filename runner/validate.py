@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from runner.errors import ConfigError, StackError, dotted
 from runner.schema import RunnerSchema
 from runner.shapes import StackPlan, data_shape, plan_model
-from runner.vocabulary import ALLOWED_TARGETS, KNOBS, did_you_mean, spell
+from runner.vocabulary import ALLOWED_TARGETS, KNOBS, closest_targets, did_you_mean, spell
 
 POSITIVE = ("model.units", "model.batch_size", "data.batch_size", "data.timesteps",
             "data.features", "data.batches")
@@ -115,8 +115,9 @@ def _check_targets(leaves: list) -> None:
     """The closed door: only the allowed Keras classes may be instantiated, at any depth."""
     for key, value in leaves:
         if key.rsplit(".", 1)[-1] == "_target_" and value not in ALLOWED_TARGETS:
-            allowed = ", ".join(ALLOWED_TARGETS)
-            raise ConfigError(f"{key}: {value!r} may not be instantiated; allowed: {allowed}")
+            closest = ", ".join(closest_targets(str(value), 2))
+            raise ConfigError(f"{key}: {value!r} is not allowed (closest: {closest}); "
+                              f"--help lists all")
 
 
 def _unknown_keys(node: DictConfig, schema, prefix: str) -> None:

@@ -79,6 +79,18 @@ def did_you_mean(word, choices, prefix: str = "") -> str:
     return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
+def closest_targets(target: str, count: int = 3) -> list:
+    """The allowed `_target_`s closest to one that is not: by its class name first (Conv2D ->
+    keras.layers.Conv1D), then by the whole dotted name."""
+    by_name = {allowed.rsplit(".", 1)[1]: allowed for allowed in ALLOWED_TARGETS}
+    close = difflib.get_close_matches(target.rsplit(".", 1)[-1], list(by_name), n=count,
+                                      cutoff=0.4)
+    found = [by_name[name] for name in close]
+    found += [t for t in difflib.get_close_matches(target, ALLOWED_TARGETS, n=count, cutoff=0.4)
+              if t not in found]
+    return (found or list(ALLOWED_TARGETS))[:count]
+
+
 def spell(value) -> str:
     """A value as YAML and the command line spell it: `true`, `false`, `null`, `3`, `lstm`."""
     if isinstance(value, bool):

@@ -1,5 +1,6 @@
 """Faults lose nothing: signals, kill -9, raising cells, SystemExit cells, sweeps that collide."""
 
+import shlex
 import signal
 import subprocess
 import time
@@ -73,6 +74,10 @@ def test_a_signal_mid_job_ends_its_run_killed(tmp_path, store_uri, client, signu
     assert run.data.tags["error"] == (
         f"Interrupted: {signal.Signals(signum).name} received (exit code {code})")
     assert "data.timesteps" in run.data.params  # what was known is flushed with it
+    name = signal.Signals(signum).name
+    assert process.stdout.read().splitlines()[-1] == (
+        f"stopped ({name} received (exit code {code})): run {run.info.run_id} KILLED in "
+        f"outputs/mlflow.db")
 
 
 def test_ctrl_c_on_a_sweep_ends_the_job_and_the_parent_killed(tmp_path, store_uri, client):
@@ -80,11 +85,26 @@ def test_ctrl_c_on_a_sweep_ends_the_job_and_the_parent_killed(tmp_path, store_ur
     wait_until_running(tmp_path, sweep, runs=2)  # the parent and the first job
     sweep.send_signal(signal.SIGINT)
     assert sweep.wait(timeout=120) == 130
-    parent, job = runs_of(client)
+    parent, *jobs = runs_of(client)
     assert "mlflow.parentRunId" not in parent.data.tags
+    # The signal lands in the first job, or, on a loaded machine where that job's run shows
+    # up late, in the second
+    *finished, job = jobs
+    assert [run.info.status for run in finished] == ["FINISHED"] * len(finished)
     assert (parent.info.status, job.info.status) == ("KILLED", "KILLED")
-    assert job.info.run_name == "data.batch_size=256,data.timesteps=4000,model.units=64,model=lstm"
+    assert job.info.run_name == ("data.batch_size=256,data.timesteps=4000,model.units=64,"
+                                 f"model={'gru' if finished else 'lstm'}")
     assert job.data.tags["error"] == "Interrupted: SIGINT received (exit code 130)"
+    said = sweep.stdout.read().splitlines()[-2:]
+    command = ("python -m runner -m data.timesteps=4000 data.batch_size=256 model.units=64 "
+               f"model=lstm,gru resume={parent.info.run_id}")
+    rest = ", 1 killed" if finished else ", 1 killed, 1 not run"
+    assert said == [f"stopped (SIGINT received (exit code 130)): sweep {parent.info.run_id} "
+                    f"KILLED in outputs/mlflow.db: {len(finished)} of 2 cells finished{rest}",
+                    f"  go on with: {command}"]
+    resumed = start_cli(tmp_path, *shlex.split(command)[3:])  # as printed: it goes on
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 
 
 def test_a_signal_swallowed_by_a_finaliser_still_ends_the_run_killed(tmp_path, store_uri, client):

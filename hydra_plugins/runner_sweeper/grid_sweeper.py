@@ -3,6 +3,7 @@ parent. Built on Hydra's public plugin API: `hydra.plugins.sweeper.Sweeper`, its
 parser, its launcher plugins and `JobReturn`."""
 
 import re
+import shlex
 import sys
 import threading
 import time
@@ -22,7 +23,8 @@ from hydra_plugins.runner_sweeper.composing import (ComposedAside, PrecomposedCo
 from hydra_plugins.runner_sweeper.tasks import SweepTask, job_report
 from runner.errors import ConfigError
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
-from runner.identity import cell_key, config_sha256, grid_sha256, job_name, unescaped
+from runner.identity import (cell_key, config_sha256, grid_sha256, is_resume, job_name,
+                             unescaped)
 from runner.refusals import unknown_option
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
 from runner.validate import validate
@@ -132,6 +134,11 @@ class GridSweeper(Sweeper):
                 interrupted = interrupted or signal_received()
                 rows = self._close_parent(tracking, parent_id, interrupted, earlier, returns)
         if interrupted is not None:
+            from runner.report import stopped_lines
+
+            print("\n".join(stopped_lines(interrupted, tracking.uri, parent_id, rows,
+                                          len(plan.run) + plan.skipped,
+                                          _resume_command(parent_id))), flush=True)
             raise interrupted
         self._print_rows(tracking, parent, rows)
         (sweep_dir / ".jobs_done").unlink(missing_ok=True)
@@ -246,6 +253,13 @@ class GridSweeper(Sweeper):
         params = [f"{key}={value}" for key, value in self.params.items()]
         overrides = parser.parse_overrides([*params, *arguments])
         return [cell for batch in split_arguments(overrides, None) for cell in batch]
+
+
+def _resume_command(parent_id: str) -> str:
+    """The command line of this sweep, resuming it: as typed, with `resume=PARENT_ID`."""
+    args = [re.sub(r"=choice\(([^,()]*)\)$", r"=\1", arg) for arg in sys.argv[1:]
+            if not is_resume(arg)]
+    return shlex.join(["python", "-m", "runner", *args, f"resume={parent_id}"])
 
 
 def _config_digest(config) -> str:
