@@ -20,6 +20,17 @@ Shape = tuple  # of Optional[int]; None where the size is not known (batch, or a
 
 
 @dataclass(frozen=True)
+class Halving:
+    """An activation that halves the last axis of a layer's arrays, which Keras's symbolic
+    graph ignores."""
+    activation: str  # e.g. `glu`
+    index: int  # the layer that has it
+
+    def __str__(self) -> str:
+        return f"{self.activation} on model.layers.{self.index}"
+
+
+@dataclass(frozen=True)
 class LayerPlan:
     index: int
     label: str  # e.g. "Bidirectional(LSTM)"
@@ -35,7 +46,7 @@ class LayerPlan:
     # Keras's symbolic shapes, where they differ from the arrays' (`outputs`): an activation
     # that halves the last axis, here or in a layer before, which Keras's symbolic graph ignores
     symbolic: dict = field(default_factory=dict)
-    symbolic_cause: Optional[int] = None  # the layer whose activation Keras's graph ignores
+    symbolic_cause: Optional[Halving] = None  # what Keras's symbolic graph ignores
 
 
 @dataclass(frozen=True)
@@ -124,30 +135,33 @@ def plan_model(layers: list, inputs: dict) -> StackPlan:
 
 def _symbolic(layers: list, index: int, kind: str, context: Context, shape: Shape,
               params: int, label: str) -> tuple:
-    """(the outputs Keras's symbolic graph gives this layer, the layer whose activation that
-    graph ignores). Keras builds a layer's weights from the symbolic shape it reads, so a layer
-    with weights that reads a wrong symbolic last axis is refused: every prediction would fail."""
+    """(the outputs Keras's symbolic graph gives this layer, the Halving that graph ignores).
+    Keras builds a layer's weights from the symbolic shape it reads,
+    so a layer with weights that reads a wrong symbolic last axis is refused: every prediction
+    would fail."""
     feeding = context.feeding
     read = shape if feeding is None else feeding.symbolic.get("output", shape)
     outputs, symbolic_params, _, _ = RULES[kind](layers[index], read, dataclasses.replace(
         context, symbolic=True))
-    cause = feeding.symbolic_cause if feeding is not None and feeding.symbolic else index
+    if feeding is not None and feeding.symbolic:
+        cause = feeding.symbolic_cause
+    else:
+        cause = Halving(_halving_activation(layers[index]), index)
     if symbolic_params != params:
-        activation = halving_activation(layers[cause])
+        activation = cause.activation
         raise ConfigError(
-            f"{context.key}: {activation} on model.layers.{cause} halves the last axis of the "
-            f"arrays this {label} reads to {shape[-1]}, but Keras's symbolic shape keeps "
-            f"{read[-1]} and builds its weights for {read[-1]}, so every prediction would fail; "
-            f"give {activation} to the last layer, or follow it only by layers without weights "
-            "(Dropout, Masking)")
+            f"{context.key}: {cause} halves the last axis of the arrays this {label} reads to "
+            f"{shape[-1]}, but Keras's symbolic shape keeps {read[-1]} and builds its weights "
+            f"for {read[-1]}, so every prediction would fail; give {activation} to the last "
+            "layer, or follow it only by layers without weights (Dropout, Masking)")
     return outputs, cause
 
 
-def halving_activation(layer: dict) -> str:
-    """The activation of a layer (or of the layer it wraps) that halves the last axis."""
-    inner = layer.get("layer") or {}
-    return next(activation for activation in (layer.get("activation"), inner.get("activation"))
-                if activation in HALVING)
+def _halving_activation(layer: dict) -> Optional[str]:
+    """The activation of a layer (or of the layer it wraps) that halves the last axis, if any."""
+    inner = layer.get("layer") if isinstance(layer.get("layer"), dict) else {}
+    return next((activation for activation in (layer.get("activation"), inner.get("activation"))
+                 if activation in HALVING), None)
 
 
 def _model_plan(layers, kinds, inputs, plans, consumers) -> StackPlan:
