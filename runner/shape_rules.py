@@ -23,9 +23,7 @@ class Context:
     masked: bool = False  # whether what it reads carries a mask
     initial_state: Optional[list] = None  # [(name, shape)] of the states that start it
     initial_from: Optional[str] = None  # the name of the layer they come from
-    # True: the shapes of Keras's symbolic graph, which ignores an activation that halves the
-    # last axis (vocabulary.HALVING); False: the shapes of the arrays Keras predicts
-    symbolic: bool = False
+    symbolic: bool = False  # Keras's symbolic shapes, which ignore glu (HALVING), not the arrays'
 
 
 def class_name(layer: dict, key: str) -> str:

@@ -10,7 +10,8 @@ from runner.shapes import plan_stack, symbolic_finding
 
 GLU_LAST = ("model=guide_bidirectional", "+model.layers.2.activation=glu")
 # glu in the middle of a stack, before a Lambda without weights: it runs
-GLU_BEFORE_LAMBDA = ("model=lambda_lstm", "model.layers.3.units=2", "+model.layers.3.activation=glu")
+GLU_BEFORE_LAMBDA = ("model=lambda_lstm", "model.layers.3.units=2",
+                     "+model.layers.3.activation=glu")
 FOUND = "Keras's symbolic shape output (None, {}), its arrays output ({}, {})"
 WHY = "glu on model.layers.{} halves the last axis, which Keras's symbolic shape ignores"
 
