@@ -13,7 +13,7 @@ import numpy as np
 from runner.errors import CheckError
 from runner.result import Failure, JobResult, Picture
 from runner.cudnn import cudnn_eligible
-from runner.shapes import format_shape
+from runner.shapes import agrees, format_shape, symbolic_finding
 from runner.vocabulary import spell, without_login
 from runner.validate import JobSpec
 
@@ -86,6 +86,8 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
             "shape.match": str(checks["match"]).lower(),
             "predictions.sha256": predictions_sha256(batches, predictions),
             "mlflow.note.content": result.line}
+    for layer_key, finding in checks["symbolic_findings"].items():
+        tags[f"shape.symbolic.{layer_key}"] = finding  # a shape fact of Keras, not a failure
     if spec.plan.masked:
         tags["mask.outputs"] = ", ".join(sorted(spec.plan.masked))
     if spec.plan.stateful or len(batches) > 1:
@@ -135,21 +137,34 @@ def check_outputs(spec: JobSpec, model, built: dict, batches: list, predictions:
     (values, every batch): the content of shapes.json, with the problems found.
 
     The reference recomputes the first `reference_rows` rows of each batch (0: all of them):
-    rows never mix in these layers, so a sample proves the equations at a fraction of the cost."""
-    from runner.model import layer_outputs
+    rows never mix in these layers, so a sample proves the equations at a fraction of the cost.
+
+    Keras's symbolic shape is its arrays' shape except after an activation that halves the last
+    axis (vocabulary.HALVING): only there are the layers' arrays computed, by one more call on
+    the first batch, and each layer whose symbolic shape they contradict is a finding."""
+    from runner.model import layer_arrays, layer_outputs
     from runner.reference import max_abs_err, reference_outputs
 
     keras_layers = layer_outputs(built, spec.plan)
-    problems, layers = [], []
+    expected = {layer_plan.index: layer_plan for layer_plan in spec.expected.layers}
+    probed = [layer_plan.index for layer_plan in spec.plan.layers if layer_plan.symbolic]
+    arrays = layer_arrays(model, built, spec.plan, batches[0], probed) if probed else {}
+    problems, layers, findings = [], [], {}
     for layer_plan in spec.plan.layers:
         index = layer_plan.index
         layer = built[index]
         shapes = {name: shape for name, (shape, _) in keras_layers[index].items()}
         masked = {name for name, (_, has_mask) in keras_layers[index].items() if has_mask}
         params = layer.count_params()
-        if shapes != layer_plan.outputs:
-            problems.append(f"model.layers.{index}: Keras gives {shapes}, "
-                            f"the oracle {layer_plan.outputs}")
+        symbolic = layer_plan.symbolic or layer_plan.outputs  # as the oracle sees Keras's graph
+        if shapes != symbolic:
+            problems.append(f"model.layers.{index}: Keras gives {shapes}, the oracle {symbolic}")
+        if index in arrays and arrays[index] != expected[index].outputs:
+            problems.append(f"model.layers.{index}: Keras predicts arrays of {arrays[index]}, "
+                            f"the oracle {expected[index].outputs}")
+        if index in arrays and not all(agrees(shapes[name], arrays[index][name])
+                                       for name in shapes):
+            findings[f"model.layers.{index}"] = symbolic_finding(shapes, arrays[index])
         if masked != set(layer_plan.masked):
             problems.append(f"model.layers.{index}: Keras masks {sorted(masked)}, "
                             f"the oracle {sorted(layer_plan.masked)}")
@@ -162,6 +177,8 @@ def check_outputs(spec: JobSpec, model, built: dict, batches: list, predictions:
                  "expected_output_shapes": {k: list(v) for k, v in layer_plan.outputs.items()},
                  "masked": sorted(masked),
                  "param_count": params, "expected_param_count": layer_plan.param_count}
+        if index in arrays:
+            entry["array_output_shapes"] = {k: list(v) for k, v in arrays[index].items()}
         recurrent = spec.layers[index].get("layer", spec.layers[index])
         if recurrent["_target_"] in ("keras.layers.LSTM", "keras.layers.GRU"):
             entry["cudnn_eligible"] = cudnn_eligible(recurrent)
@@ -192,6 +209,7 @@ def check_outputs(spec: JobSpec, model, built: dict, batches: list, predictions:
         "match": not problems,
         "oracle.max_abs_err": error,
         "oracle.rows_checked": int(min(batch_size, reference_rows or batch_size)),
+        "symbolic_findings": findings,
         "problems": problems,
     }
 

@@ -57,3 +57,16 @@ def layer_outputs(built: dict, plan: StackPlan) -> dict:
             name: (tuple(tensor.shape), getattr(tensor, "_keras_mask", None) is not None)
             for name, tensor in zip(layer_plan.outputs, results)}
     return found
+
+
+def layer_arrays(model: keras.Model, built: dict, plan: StackPlan, batch: dict,
+                 indices: list) -> dict:
+    """index -> {name: the shape of the array Keras predicts}, for the layers at `indices`: where
+    Keras's symbolic shape is not to be trusted, the arrays of one call on the real batch say."""
+    named = {layer_plan.index: layer_plan.outputs for layer_plan in plan.layers}
+    tensors = {f"layer_{index}_{name}": tensor for index in indices
+               for name, tensor in zip(named[index], keras.tree.flatten(built[index].output))}
+    probe = keras.Model(inputs=model.input, outputs=tensors)
+    arrays = probe(batch if len(batch) > 1 else next(iter(batch.values())), training=False)
+    return {index: {name: tuple(arrays[f"layer_{index}_{name}"].shape) for name in named[index]}
+            for index in indices}

@@ -3,9 +3,10 @@ and where the runs were recorded."""
 
 import json
 from pathlib import Path
+from typing import Optional
 from urllib.parse import quote, urlencode
 
-from runner.shapes import StackPlan, describe, format_shape
+from runner.shapes import StackPlan, describe, format_shape, symbolic_finding
 from runner.vocabulary import without_login
 
 
@@ -64,9 +65,11 @@ def _mean_std(mean, std) -> str:
     return f"{mean:.3g}" + (f" ± {std:.2g}" if std is not None else "")
 
 
-def explain_table(label: str, plan: StackPlan) -> str:
+def explain_table(label: str, plan: StackPlan,
+                  declared: Optional[StackPlan] = None) -> str:
     """Per layer: what it reads (for a graph), output shapes, which carry a mask, parameter
-    counts; then the model's named outputs."""
+    counts; then the model's named outputs, and a line per layer whose symbolic shape in Keras
+    (from `declared`, the plan with Keras's unknown sizes) is not its arrays'."""
     graph = len(plan.inputs) > 1 or any(
         layer.initial_state is not None or layer.source != (
             f"model.layers.{layer.index - 1}" if layer.index else next(iter(plan.inputs)))
@@ -85,7 +88,17 @@ def explain_table(label: str, plan: StackPlan) -> str:
         text_table(header, rows),
         f"total params: {plan.param_count}",
         f"outputs: {outputs}",
+        *symbolic_lines(plan, declared or plan),
     ])
+
+
+def symbolic_lines(plan: StackPlan, declared: StackPlan) -> list:
+    """`model.layers.2: Keras's symbolic shape output (None, 10), its arrays output (4, 5): ...`
+    for each layer where a run records a `shape.symbolic.model.layers.N` tag."""
+    arrays = {layer.index: layer.outputs for layer in plan.layers}
+    return [f"model.layers.{layer.index}: {symbolic_finding(layer.symbolic, arrays[layer.index])}"
+            f" ({layer.symbolic_cause} halves the last axis, which Keras's symbolic shape ignores)"
+            for layer in declared.layers if layer.symbolic]
 
 
 def progress_line(done: int, total: int, elapsed: float, line: str) -> str:

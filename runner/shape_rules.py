@@ -23,6 +23,7 @@ class Context:
     masked: bool = False  # whether what it reads carries a mask
     initial_state: Optional[list] = None  # [(name, shape)] of the states that start it
     initial_from: Optional[str] = None  # the name of the layer they come from
+    symbolic: bool = False  # Keras's symbolic shapes, which ignore glu (HALVING), not the arrays'
 
 
 def class_name(layer: dict, key: str) -> str:
@@ -221,12 +222,19 @@ def _dense(layer: dict, shape: tuple, ctx: Context):
     activation = _activation(layer, "activation", ctx.key, recurrent=False)
     use_bias = _flag(layer, "use_bias", ctx.key, True)
     params = shape[-1] * units + (units if use_bias else 0)
-    if activation in HALVING:
-        if units % 2:
-            raise ConfigError(f"{ctx.key}.units: {activation} halves the output, so units must "
-                              f"be even, got {units}")
-        units //= 2
+    units = _activated(units, activation, "units", ctx)
     return {"output": (*shape[:-1], units)}, params, "Dense", ctx.masked
+
+
+def _activated(size: int, activation: Optional[str], arg: str, ctx: Context) -> int:
+    """The last axis after the activation: halved by glu in the arrays, though not in Keras's
+    symbolic shape."""
+    if activation not in HALVING:
+        return size
+    if size % 2:
+        raise ConfigError(f"{ctx.key}.{arg}: {activation} halves the output, so {arg} must "
+                          f"be even, got {size}")
+    return size if ctx.symbolic else size // 2
 
 
 def _time_distributed(layer: dict, shape: tuple, ctx: Context):
@@ -238,7 +246,8 @@ def _time_distributed(layer: dict, shape: tuple, ctx: Context):
     if len(shape) != 3:
         raise StackError(f"{ctx.key}: TimeDistributed needs a 3-D input (batch, timesteps, "
                          f"features), gets {tuple(shape)}{_sequences_hint(ctx)}")
-    outputs, params, _, masked = _dense(inner, shape, Context(inner_key, masked=ctx.masked))
+    outputs, params, _, masked = _dense(inner, shape, Context(inner_key, masked=ctx.masked,
+                                                              symbolic=ctx.symbolic))
     return outputs, params, "TimeDistributed(Dense)", masked
 
 
@@ -297,7 +306,7 @@ def _conv1d(layer: dict, shape: tuple, ctx: Context):
     padding = layer.get("padding", "valid")
     if padding not in ("valid", "same", "causal"):
         raise ConfigError(f"{ctx.key}.padding: {padding!r} is not one of valid, same, causal")
-    _activation(layer, "activation", ctx.key, recurrent=False)
+    activation = _activation(layer, "activation", ctx.key, recurrent=False)
     use_bias = _flag(layer, "use_bias", ctx.key, True)
     length = timesteps
     if timesteps is not None:
@@ -307,6 +316,7 @@ def _conv1d(layer: dict, shape: tuple, ctx: Context):
             raise StackError(f"{ctx.key}: Conv1D with kernel_size {kernel} (dilation {dilation}) "
                              f"needs at least {span} timesteps, gets {timesteps}")
     params = kernel * features * filters + (filters if use_bias else 0)
+    filters = _activated(filters, activation, "filters", ctx)
     return {"output": (batch, length, filters)}, params, "Conv1D", False  # drops a mask
 
 

@@ -8,13 +8,26 @@ A model is a list of layers. Each reads the layer before it, unless it names wha
 layer's states (`initial_state: NAME`). The last layer of the list gives the model's output.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
 from runner.errors import ConfigError, StackError
 from runner.shape_rules import FLOWING, RULES, Context, check_arguments, class_name
+from runner.vocabulary import HALVING
 
 Shape = tuple  # of Optional[int]; None where the size is not known (batch, or any timesteps)
+
+
+@dataclass(frozen=True)
+class Halving:
+    """An activation that halves the last axis of a layer's arrays, which Keras's symbolic
+    graph ignores."""
+    activation: str  # e.g. `glu`
+    index: int  # the layer that has it
+
+    def __str__(self) -> str:
+        return f"{self.activation} on model.layers.{self.index}"
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,10 @@ class LayerPlan:
     masked: frozenset = frozenset()  # its outputs that carry a Keras mask
     stateful: bool = False
     note: str = ""  # what a reader would not guess, e.g. a mask Keras does not apply
+    # Keras's symbolic shapes, where they differ from the arrays' (`outputs`): an activation
+    # that halves the last axis, here or in a layer before, which Keras's symbolic graph ignores
+    symbolic: dict = field(default_factory=dict)
+    symbolic_cause: Optional[Halving] = None  # what Keras's symbolic graph ignores
 
 
 @dataclass(frozen=True)
@@ -97,6 +114,7 @@ def plan_model(layers: list, inputs: dict) -> StackPlan:
                           initial_state=None if start is None else _states(plans[start]),
                           initial_from=None if start is None else layers[start].get("name"))
         outputs, params, label, masked_out = RULES[kinds[index]](layer, shape, context)
+        symbolic, cause = _symbolic(layers, index, kinds[index], context, shape, params, label)
         states = [name for name in outputs if name not in FLOWING]
         if states and index not in consumers and index != _last_recurrent(kinds):
             raise StackError(
@@ -110,8 +128,40 @@ def plan_model(layers: list, inputs: dict) -> StackPlan:
             frozenset(name for name in outputs if name in FLOWING and masked_out),
             bool(layer.get("stateful") or (layer.get("layer") or {}).get("stateful")),
             # Keras gives no mask to a layer called with a second tensor (its initial state)
-            "mask not applied: initial_state" if masked and start is not None else "")
+            "mask not applied: initial_state" if masked and start is not None else "",
+            {} if symbolic == outputs else dict(symbolic), None if symbolic == outputs else cause)
     return _model_plan(layers, kinds, inputs, plans, consumers)
+
+
+def _symbolic(layers: list, index: int, kind: str, context: Context, shape: Shape,
+              params: int, label: str) -> tuple:
+    """(the outputs Keras's symbolic graph gives this layer, the Halving that graph ignores).
+    Keras builds a layer's weights from the symbolic shape it reads,
+    so a layer with weights that reads a wrong symbolic last axis is refused: every prediction
+    would fail."""
+    feeding = context.feeding
+    read = shape if feeding is None else feeding.symbolic.get("output", shape)
+    outputs, symbolic_params, _, _ = RULES[kind](layers[index], read, dataclasses.replace(
+        context, symbolic=True))
+    if feeding is not None and feeding.symbolic:
+        cause = feeding.symbolic_cause
+    else:
+        cause = Halving(_halving_activation(layers[index]), index)
+    if symbolic_params != params:
+        activation = cause.activation
+        raise ConfigError(
+            f"{context.key}: {cause} halves the last axis of the arrays this {label} reads to "
+            f"{shape[-1]}, but Keras's symbolic shape keeps {read[-1]} and builds its weights "
+            f"for {read[-1]}, so every prediction would fail; give {activation} to the last "
+            "layer, or follow it only by layers without weights (Dropout, Masking)")
+    return outputs, cause
+
+
+def _halving_activation(layer: dict) -> Optional[str]:
+    """The activation of a layer (or of the layer it wraps) that halves the last axis, if any."""
+    inner = layer.get("layer") if isinstance(layer.get("layer"), dict) else {}
+    return next((activation for activation in (layer.get("activation"), inner.get("activation"))
+                 if activation in HALVING), None)
 
 
 def _model_plan(layers, kinds, inputs, plans, consumers) -> StackPlan:
@@ -253,6 +303,18 @@ def describe(plan: StackPlan) -> list:
             "masked": sorted(layer.masked),
         })
     return rows
+
+
+def symbolic_finding(symbolic: dict, arrays: dict) -> str:
+    """`Keras's symbolic shape output (None, 10), its arrays output (4, 5)`: what a run records
+    where Keras's symbolic graph disagrees with what it predicts."""
+    return f"Keras's symbolic shape {outputs_line(symbolic)}, its arrays {outputs_line(arrays)}"
+
+
+def agrees(symbolic: Shape, array: Shape) -> bool:
+    """Whether a symbolic shape (None where any size) fits an array's shape."""
+    return len(symbolic) == len(array) and all(
+        size is None or size == actual for size, actual in zip(symbolic, array))
 
 
 def outputs_line(outputs: dict) -> str:

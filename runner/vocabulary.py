@@ -60,7 +60,11 @@ ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softsign", 
                "hard_tanh", "leaky_relu", "log_sigmoid", "log_softmax", "mish", "relu6", "selu",
                "silu", "soft_shrink", "softmax", "softplus", "sparse_plus", "sparse_sigmoid",
                "sparsemax", "squareplus", "swish", "tanh_shrink")
-HALVING = ("glu",)  # halves the last axis: for Dense, never inside a recurrent cell
+# Activations that halve the last axis: for Dense and Conv1D, never inside a recurrent cell.
+# Keras's symbolic shapes ignore them (compute_output_shape keeps `units`), while the arrays it
+# predicts are halved. tests/test_oracle.py checks this list against Keras for every activation
+# above, so a new shape-changing activation fails a test instead of a run.
+HALVING = ("glu",)
 
 # The runner's Lambda functions (runner/functions.py): name -> the arguments each takes
 LAMBDA_FUNCTIONS = {"expand_last_axis": (), "scale": ("factor",)}

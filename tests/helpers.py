@@ -16,6 +16,22 @@ SLOW = ["model=lstm", "data.timesteps=4000", "data.batch_size=256", "model.units
 ARTIFACTS = {"config.yaml", "device.json", "model_summary.txt", "predictions.npz", "shapes.json"}
 
 
+# `python -m runner ARGS` that prints, as it exits, which heavy libraries it imported
+PROBE = """
+import atexit, runpy, sys
+atexit.register(lambda: print("HEAVY", sorted(m for m in ("tensorflow", "keras", "mlflow")
+                                               if m in sys.modules)))
+sys.argv = ["runner", *sys.argv[1:]]
+runpy.run_module("runner", run_name="__main__", alter_sys=True)
+"""
+
+
+def explain(directory: Path, *args) -> subprocess.CompletedProcess:
+    """`python -m runner ARGS mode=explain` in `directory`, through PROBE."""
+    return subprocess.run([sys.executable, "-c", PROBE, *args, "mode=explain"],
+                          cwd=directory, capture_output=True, text=True, timeout=120)
+
+
 def runner_env(**extra) -> dict:
     """The environment a user's shell gives the CLI (no MLflow or runner variables of ours)."""
     env = {k: v for k, v in os.environ.items()

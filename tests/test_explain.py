@@ -6,21 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import runs_of
-
-PROBE = """
-import atexit, runpy, sys
-atexit.register(lambda: print("HEAVY", sorted(m for m in ("tensorflow", "keras", "mlflow")
-                                               if m in sys.modules)))
-sys.argv = ["runner", *sys.argv[1:]]
-runpy.run_module("runner", run_name="__main__", alter_sys=True)
-"""
-
-
-def explain(tmp_path, *args):
-    return subprocess.run(
-        [sys.executable, "-c", PROBE, *args, "mode=explain"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+from helpers import PROBE, explain, runs_of
 
 
 def test_explain_imports_no_tensorflow_and_opens_no_store(tmp_path):
