@@ -254,7 +254,3 @@ def describe(plan: StackPlan) -> list:
         })
     return rows
 
-
-def outputs_line(outputs: dict) -> str:
-    """`output (4, 30, 6), forward_h (4, 3)`."""
-    return ", ".join(f"{name} {format_shape(shape)}" for name, shape in outputs.items())
