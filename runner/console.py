@@ -159,7 +159,11 @@ def tensorflow_logs_read(verbose: bool, kept: Optional[list] = None):
         return
     try:
         sys.stderr.flush()
-        running = stderr_filter()
+        try:
+            running = stderr_filter()
+        except OSError:  # no process to be had (out of file descriptors, say): all lines shown
+            yield
+            return
         terminal = os.dup(2)
         python_stderr = sys.stderr
         sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(terminal), "wb"), line_buffering=True)
