@@ -64,6 +64,8 @@ class StderrFilter:
         """Wait until the filter has written out every line sent before now; the lines it
         kept since the last call (none if it does not answer within `timeout` seconds)."""
         number = str(next(self._numbers))
+        if self._lines is None:  # closed
+            return []
         try:  # the newline first ends a line left unfinished
             os.write(self._lines, b"\n" + SYNC + number.encode() + b"\n")
         except OSError:  # the filter has gone
@@ -132,8 +134,11 @@ def stderr_filter() -> StderrFilter:
 
 
 def _close_filter() -> None:
-    if _filter is not None:
+    """At exit: the filter ends now, unless a block still sends it lines (a daemon thread's,
+    cut short by the exit); then it ends with this process, and the exit does not wait."""
+    if _filter is not None and _filtering.acquire(blocking=False):
         _filter.close()
+        _filtering.release()
 
 
 def _forget_after_fork() -> None:
