@@ -1,5 +1,6 @@
-"""The quiet console: TensorFlow's start-up noise dropped, its other lines kept, its logs back
-when the user asks, and a GPU that TensorFlow cannot use failing the run."""
+"""The quiet console: TensorFlow's start-up noise dropped, its other lines shown as they are
+written (the last one before an abort too), its logs back when the user asks, and a GPU that
+TensorFlow cannot use failing the run."""
 
 import os
 import signal
