@@ -36,9 +36,3 @@ def _padded(values: np.ndarray, padding: float) -> np.ndarray:
             values[row, timesteps - steps:] = 0
     return values
 
-
-def lengths(batch: dict, padding: float) -> list:
-    """Each row's number of steps before its padding (for the record)."""
-    values = next(iter(batch.values()))
-    rows, timesteps = values.shape[:2]
-    return [timesteps - int(padding * timesteps * (row + 1) / rows) for row in range(rows)]

@@ -195,9 +195,16 @@ def render(frame, form: str) -> str:
         return frame.to_json(orient="records", indent=2)
     rows = [[_cell(value) for value in row] for row in frame.itertuples(index=False)]
     if form == "markdown":
-        lines = [list(frame.columns), ["---"] * len(frame.columns), *rows]
+        header = [_markdown_cell(str(name)) for name in frame.columns]
+        lines = [header, ["---"] * len(header),
+                 *([_markdown_cell(cell) for cell in row] for row in rows)]
         return "\n".join("| " + " | ".join(line) + " |" for line in lines)
     return text_table(list(frame.columns), rows)
+
+
+def _markdown_cell(text: str) -> str:
+    """A cell that stays one cell of its row: `|` escaped, line breaks as `<br>`."""
+    return "<br>".join(text.replace("|", "\\|").splitlines()) or text
 
 
 def _cell(value) -> str:

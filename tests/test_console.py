@@ -1,16 +1,41 @@
-"""The quiet console: TensorFlow's start-up noise dropped, its other lines kept, its logs back
-when the user asks, and a GPU that TensorFlow cannot use failing the run."""
+"""The quiet console: TensorFlow's start-up noise dropped, its other lines shown as they are
+written (the last one before an abort too), its logs back when the user asks, and a GPU that
+TensorFlow cannot use failing the run."""
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from helpers import runs_of
+from helpers import cmdline, run_script, runner_env, runs_of
 
 NOISE_LINE = ("I0000 00:00:1795984324.704587   30673 cpu_feature_guard.cc:227] This TensorFlow "
               "binary is optimized to use available CPU instructions in performance-critical "
               "operations.")
 REAL_LINE = "E0000 00:00:1795984326.286932   30673 some_op.cc:12] an error that matters"
+# TensorFlow's last words before a failed CHECK aborts the process
+LAST_WORDS = ("F0000 00:00:1795984327.000001   30673 gpu_device.cc:99] Check failed: "
+              "the device is gone")
+
+# A job whose experiment writes TensorFlow's noise and last words to fd 2, then aborts
+ABORTING_JOB = f"""
+import os, runpy, sys
+import runner.experiment as experiment
+
+
+def run_experiment(spec, artifact_dir):
+    os.write(2, {(NOISE_LINE + chr(10) + LAST_WORDS + chr(10)).encode()!r})
+    os.abort()
+
+
+experiment.run_experiment = run_experiment
+sys.argv = ["runner", *sys.argv[1:]]
+runpy.run_module("runner", run_name="__main__", alter_sys=True)
+"""
 
 
 def test_the_noise_is_dropped_and_every_other_line_kept_as_written(capfd, monkeypatch):
@@ -81,3 +106,80 @@ def test_tensorflows_start_up_lines_come_back_when_the_user_sets_its_log_level(r
     assert quiet.returncode == loud.returncode == 0
     assert quiet.stderr == ""
     assert "oneDNN custom operations are on" in loud.stderr
+
+
+def _without_log_level() -> dict:
+    return {k: v for k, v in runner_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+def test_a_line_written_just_before_an_abort_reaches_the_terminal(tmp_path):
+    """The filter is a process of its own: it writes the line out after the job has died."""
+    script = f"""
+import os
+from runner.console import tensorflow_logs_read
+
+with tensorflow_logs_read(False):
+    os.write(2, {(NOISE_LINE + chr(10) + LAST_WORDS + chr(10)).encode()!r})
+    os.abort()
+"""
+    result = run_script(tmp_path, script, env=_without_log_level(), timeout=60)
+    assert result.returncode == -signal.SIGABRT
+    assert result.stderr == "gpu_device.cc:99] Check failed: the device is gone\n"
+
+
+def test_the_filter_ends_with_its_job_even_when_the_job_is_killed(tmp_path):
+    script = """
+import time
+from runner.console import stderr_filter, tensorflow_logs_read
+
+with tensorflow_logs_read(False):
+    print(stderr_filter().process.pid, flush=True)  # its filter, already started
+    time.sleep(120)
+"""
+    job = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=_without_log_level(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        filter_ = Path(f"/proc/{int(job.stdout.readline())}")
+        assert _within(10, lambda: cmdline(filter_)).endswith("runner/stderr_filter.py")
+        job.kill()
+        assert job.wait(timeout=30) == -signal.SIGKILL
+        # it ends at the end of its pipe, with nothing left to write
+        assert _within(30, lambda: cmdline(filter_) == "")
+        assert job.stderr.read() == ""
+    finally:
+        job.kill()
+        job.wait()
+
+
+def _within(seconds: float, value):
+    """`value()` once it is true, or its last value after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not (answer := value()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return answer
+
+
+def test_one_filter_serves_every_block_of_a_process(capfd, monkeypatch):
+    from runner.console import stderr_filter, tensorflow_logs_read
+
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    filters = []
+    for line in (REAL_LINE, LAST_WORDS):
+        kept = []
+        with tensorflow_logs_read(False, kept):
+            os.write(2, f"{NOISE_LINE}\n{line}".encode())  # the last without its newline
+        filters.append(stderr_filter().process.pid)
+        assert kept == [line.split("30673 ")[1]]
+    assert filters[0] == filters[1]
+    assert capfd.readouterr().err == ("some_op.cc:12] an error that matters\n"
+                                      "gpu_device.cc:99] Check failed: the device is gone\n")
+
+
+@pytest.mark.slow
+def test_a_job_that_aborts_mid_experiment_leaves_its_last_words_on_the_terminal(tmp_path):
+    """Through the runner's own job path: TensorFlow started quietly, then the experiment
+    writes TensorFlow's last words and aborts, as a failed CHECK does."""
+    result = run_script(tmp_path, ABORTING_JOB, "model=lstm", env=_without_log_level())
+    assert result.returncode == -signal.SIGABRT
+    assert result.stdout == ""
+    assert result.stderr == "gpu_device.cc:99] Check failed: the device is gone\n"

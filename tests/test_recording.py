@@ -1,7 +1,10 @@
 """The recording path in-process: the store's MLflow calls, and typed requests answered as
 futures by a real recording process."""
 
+import contextlib
 import os
+import signal
+import threading
 import time
 
 import pytest
@@ -19,6 +22,20 @@ def tracking(made_store, tmp_path):
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+@contextlib.contextmanager
+def _stopped(pid: int, longest: float = 10.0):
+    """The process stopped (SIGSTOP) within the block, and resumed after `longest` seconds
+    even if the block is still waiting on it."""
+    os.kill(pid, signal.SIGSTOP)
+    resume = threading.Timer(longest, os.kill, (pid, signal.SIGCONT))
+    resume.start()
+    try:
+        yield
+    finally:
+        resume.cancel()
+        os.kill(pid, signal.SIGCONT)
 
 
 def test_long_values_and_odd_keys_are_recorded_whole(tracking, client, tmp_path):
@@ -55,15 +72,19 @@ def test_requests_are_answered_in_order_as_futures(tracking, client, tmp_path):
         futures = []
         for key, (name, error) in enumerate([("model=lstm", None),
                                              ("model=gru", RuntimeError("injected"))], start=1):
-            started = process.submit(StartRun(tracking, key, name, {"job.num": str(key - 1)},
-                                               parent_id, _now()))
             result = JobResult(label=name, params={"model": name[6:]},
                                artifact_dir=tmp_path / name, outputs={"output": (4, 3)},
                                tags={"shape.output": "(4, 3)"}, metrics={"param_count": 60},
                                error=Failure.of(error) if error else None)
-            futures.append(process.submit(FinishRun(tracking, key, {"model": name[6:]}, result,
-                                                     _now())))
-            assert not started.done() or started.result()  # the job did not wait for it
+            # The recording process is stopped, so it cannot create the run while the job
+            # submits; a submit that waited for the run would return only once it is resumed
+            with _stopped(process.process.pid):
+                started = process.submit(StartRun(tracking, key, name,
+                                                   {"job.num": str(key - 1)}, parent_id, _now()))
+                futures.append(process.submit(FinishRun(tracking, key, {"model": name[6:]},
+                                                         result, _now())))
+                assert not started.done()  # the job did not wait for its run to be created
+            assert started.result(60).run_id
         assert [future.result(60) for future in futures] == [None, None]
         jobs = (JobReport(0, "model=lstm", True, "lstm"), JobReport(1, "model=gru", False, "gru"),
                 JobReport(2, "model=simple_rnn", False, "simple_rnn -> FAILED: lost"))

@@ -153,3 +153,24 @@ def test_no_store_no_sweep_is_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == (f"results: no store at {tmp_path}/outputs/mlflow.db; "
                                        "run a sweep first\n")
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_pivot_cell_of_several_shapes_stays_one_markdown_cell():
+    """Cells where another knob varies hold several shapes joined by ` | `: escaped, each row
+    of the Markdown table keeps as many cells as its header."""
+    import pandas as pd
+
+    from runner.results import pivot, render
+
+    frame = pd.DataFrame({"model": ["bilstm"] * 4, "return_sequences": [False, False, True, True],
+                          "merge_mode": ["concat", "none"] * 2,
+                          "shape.output": ["(4, 6)", "(4, 3)", "(4, 30, 6)", "(4, 30, 3)"]})
+    table = pivot(frame, "model", "return_sequences")
+    assert table.to_dict("list") == {"model": ["bilstm"],
+                                     "return_sequences=false": ["(4, 6) | (4, 3)"],
+                                     "return_sequences=true": ["(4, 30, 6) | (4, 30, 3)"]}
+    assert render(table, "markdown").splitlines() == [
+        "| model | return_sequences=false | return_sequences=true |", "| --- | --- | --- |",
+        r"| bilstm | (4, 6) \| (4, 3) | (4, 30, 6) \| (4, 30, 3) |"]
+    lines = render(pd.DataFrame({"note": ["two\nlines"]}), "markdown").splitlines()
+    assert lines == ["| note |", "| --- |", "| two<br>lines |"]

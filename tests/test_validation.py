@@ -226,3 +226,65 @@ def test_a_grid_cell_whose_interpolation_resolves_to_nothing_is_named_as_typed(r
                              "  seed=${nope}: seed: ${nope} names no key of the config; write a "
                              "value, or a key such as ${model.units}\n")
     assert list(tmp_path.iterdir()) == []
+
+
+# How the LSTM's return_sequences may be written in a model file, and whether the stack then
+# takes the top-level knob: decided by what the config resolves, not by its text
+WRITTEN = [
+    ("${return_sequences}", True),
+    ("${oc.select:return_sequences,false}", True),
+    ("${....return_sequences}", True),  # relative: the layer, its list, the model, the top
+    ("${oc.select:${oc.select:model.no_such_key,return_sequences},false}", True),  # key by key
+    (False, False),
+    ("${oc.select:model.no_such_key,false}", False),
+]
+
+
+@pytest.mark.parametrize("written,takes", WRITTEN)
+def test_whether_a_stack_takes_a_knob_is_decided_by_what_its_config_reads(make_cfg, written,
+                                                                          takes):
+    from omegaconf import OmegaConf
+
+    from runner.validate import validate
+
+    cfg = make_cfg("model=lstm", "return_sequences=true")
+    OmegaConf.update(cfg, "model.layers.0.return_sequences", written)
+    spec = validate(cfg, ["return_sequences=true"])
+    if takes:
+        assert (spec.label, spec.unused) == ("lstm return_sequences=true", ())
+        assert spec.expected.outputs == {"output": (4, 30, 3)}
+    else:
+        assert (spec.label, spec.unused) == ("lstm", ("return_sequences=true",))
+        assert spec.expected.outputs == {"output": (4, 3)}
+
+
+@pytest.mark.parametrize("name", ["merge_mode", "\\${merge_mode}"])
+def test_a_value_that_only_mentions_a_knob_does_not_take_it(make_cfg, name):
+    """An LSTM named after the knob, even `${merge_mode}` escaped, does not take it."""
+    from omegaconf import OmegaConf
+
+    from runner.validate import validate
+
+    cfg = make_cfg("model=lstm", "merge_mode=sum")
+    OmegaConf.update(cfg, "model.layers.0.name", name)
+    spec = validate(cfg, ["merge_mode=sum"])
+    assert spec.config["model"]["layers"][0]["name"] == name.lstrip("\\")
+    assert (spec.label, spec.unused) == ("lstm return_sequences=false", ("merge_mode=sum",))
+
+
+@pytest.mark.parametrize("units,needed", [("${model.units}", True),
+                                          ("${oc.select:model.units,5}", False)])
+def test_an_unset_optional_key_is_refused_only_where_an_interpolation_needs_it(make_cfg, units,
+                                                                               needed):
+    from omegaconf import OmegaConf
+
+    from runner.errors import ConfigError
+    from runner.validate import validate
+
+    cfg = make_cfg("model=lstm", "model.units=???")
+    OmegaConf.update(cfg, "model.layers.0.units", units)
+    if needed:
+        with pytest.raises(ConfigError, match=r"^model.units: no value given \(\?\?\?\)"):
+            validate(cfg)
+    else:
+        assert validate(cfg).expected.outputs == {"output": (4, 5)}
