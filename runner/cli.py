@@ -7,6 +7,7 @@ import sys
 import traceback
 
 from runner.private_names import exit_now
+from runner.stack_files import refuse_unsafe_config_files
 
 FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra raises what it refuses, instead of printing it
 
@@ -48,6 +49,7 @@ def launch(app) -> None:
     Hydra's whole story."""
     register_sweeper()
     sys.argv = with_each_cell_checking_its_own(with_home_expanded(sys.argv))
+    refuse_unsafe_config_files(sys.argv)  # before Hydra reads a file, runs or writes anything
     sys.stdout = _ClosedPipeTolerant(sys.stdout)
     full_error = os.environ.get(FULL_ERROR) == "1"
     os.environ[FULL_ERROR] = "1"
