@@ -98,6 +98,8 @@ def check_stack_file(path: Path, relative: str) -> None:
     for entry, reached in _defaults(config, relative):
         if isinstance(entry, dict) or "/" in reached.removeprefix(f"{default.replace('.', '/')}/") \
                 or "@" in str(entry) or entry == "":
+            if "@" in str(entry):  # the config's keys go wherever its package says
+                reached += "@" + str(entry).split("@", 1)[1].split(":")[0]
             raise FileRefused(f"{path}: defaults: {_spelled(entry)} reaches {reached}; a stack "
                               f"file's defaults name only other stacks ({STACK_GROUP}/NAME) "
                               f"and _self_")
