@@ -13,7 +13,8 @@ files are read here, as YAML text, before Hydra starts:
   keys are the runner's knobs), reaches `hydra/` through its defaults, or chooses the store
   (`tracking.uri`, `tracking.artifact_root`).
 
-The user's command line and the runner's own `conf/` are trusted as they are. docs/shared-stacks.md
+The user's command line and their own config tree (the runner's `conf/`, or the one that
+`--config-path` puts in its place) are trusted beyond their stack files: docs/shared-stacks.md
 says the same for users."""
 
 import argparse
@@ -49,10 +50,11 @@ def refuse_unsafe_config_files(argv: List[str]) -> None:
 
 def check_config_files(argv: List[str]) -> None:
     """FileRefused naming the first file and key at fault, for the files of `argv`'s search
-    path: the runner's own stack files, and every YAML file of a `--config-dir`."""
-    own = resources.files("runner.conf").joinpath(STACK_GROUP)
-    for path, relative in _yaml_files(Path(str(own))):
-        check_stack_file(path, f"{STACK_GROUP}/{relative}")
+    path: the stack files of the user's own config tree (the runner's `conf/`, or the one
+    `--config-path` names instead), and every YAML file of a `--config-dir`."""
+    for directory in [Path(str(resources.files("runner.conf"))), *own_directories(argv)]:
+        for path, relative in _yaml_files(directory / STACK_GROUP):
+            check_stack_file(path, f"{STACK_GROUP}/{relative}")
     for directory in shared_directories(argv):
         for path, relative in _yaml_files(directory):
             if relative.split("/", 1)[0] == STACK_GROUP:
@@ -63,20 +65,34 @@ def check_config_files(argv: List[str]) -> None:
 
 def shared_directories(argv: List[str]) -> List[Path]:
     """The directories of config files that `argv` adds to Hydra's search path: `--config-dir`,
-    `--config-path`, and `file://` entries of a `hydra.searchpath` override."""
-    parser = _HydraFlags()
-    try:
-        args, rest = parser.parse_known_args(argv[1:])
-    except ValueError:  # Hydra says what is wrong with its flags, as ever
+    and `file://` entries of a `hydra.searchpath` override."""
+    args, rest = _hydra_flags(argv)
+    if args is None:
         return []
     directories = [Path(os.path.abspath(d)) for d in args.config_dir or []]
-    for config_path in args.config_path or []:
-        if "://" not in config_path:
+    directories += _search_path_overrides(rest)
+    return [d for d in directories if d.is_dir()]
+
+
+def own_directories(argv: List[str]) -> List[Path]:
+    """The config tree that `--config-path` puts in place of the runner's `conf/`: the user's
+    own, as `conf/` is, so only its stack files are checked."""
+    args, _ = _hydra_flags(argv)
+    directories = []
+    for config_path in (args.config_path or []) if args is not None else []:
+        if "://" not in config_path:  # relative to the app's module, as Hydra reads it
             directories.append(RUNNER_DIR / os.path.expanduser(config_path))
         elif config_path.startswith("file://"):
             directories.append(Path(config_path.removeprefix("file://")))
-    directories += _search_path_overrides(rest)
     return [d for d in directories if d.is_dir()]
+
+
+def _hydra_flags(argv: List[str]):
+    """Hydra's flags and the other arguments, or (None, []) where Hydra will refuse them."""
+    try:
+        return _HydraFlags().parse_known_args(argv[1:])
+    except ValueError:  # Hydra says what is wrong with its flags, as ever
+        return None, []
 
 
 def check_stack_file(path: Path, relative: str) -> None:

@@ -4,6 +4,7 @@ one line, before anything runs or is written; honest ones keep working (docs/sha
 Each case is typed as a user types it: `python -m runner --config-dir=DIR model=shared`, in a
 working directory of its own, with HOME a scratch directory that is listed before and after."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -312,3 +313,14 @@ def test_an_honest_shared_stack_runs_finished_and_recorded_where_the_user_says(u
     experiment = client.get_experiment_by_name("rnn-shapes")
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["model.name"] == "shared"
+
+
+def test_a_config_path_is_the_users_own_tree_and_only_its_stacks_are_checked(tmp_path):
+    own = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", own)
+    check_config_files(["runner", f"--config-path={own}", "model=lstm"])
+    (own / "model" / "lstm.yaml").write_text("# @package hydra\nrun:\n  dir: /tmp\n")
+    with pytest.raises(FileRefused) as refused:
+        check_config_files(["runner", f"--config-path={own}", "model=lstm"])
+    assert str(refused.value) == (f"{own}/model/lstm.yaml: hydra.run.dir: outside the model "
+                                  f"('# @package hydra'); a stack file sets model.* only")
