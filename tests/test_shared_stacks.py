@@ -308,11 +308,12 @@ def test_an_honest_shared_stack_runs_finished_and_recorded_where_the_user_says(u
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "shared return_sequences=false -> output (4, 3)"
-    assert f"recorded: {store_of(work)}" in result.stdout
     client = MlflowClient(tracking_uri=store_of(work))
     experiment = client.get_experiment_by_name("rnn-shapes")
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED" and run.data.params["model.name"] == "shared"
+    assert lines[1] == (f"recorded: run {run.info.run_id} in outputs/mlflow.db, "
+                        f"experiment rnn-shapes")
 
 
 def test_a_config_path_is_the_users_own_tree_and_only_its_stacks_are_checked(tmp_path):
