@@ -8,6 +8,7 @@ import traceback
 from pathlib import Path
 
 from runner.private_names import exit_now
+from runner.stack_files import refuse_unsafe_config_files
 
 FULL_ERROR = "HYDRA_FULL_ERROR"  # Hydra raises what it refuses, instead of printing it
 
@@ -47,6 +48,7 @@ def launch(app) -> None:
     HYDRA_FULL_ERROR=1, instead of printing its block of lines: the runner says it in one line,
     or, for an error it does not know, as Hydra would have. A user's HYDRA_FULL_ERROR=1 gets
     Hydra's whole story."""
+    refuse_unsafe_config_files(with_home_expanded(sys.argv))  # before Hydra reads any file
     register_sweeper()
     try:
         sys.argv = with_each_cell_checking_its_own(with_stack_files_named(
