@@ -48,14 +48,14 @@ def launch(app) -> None:
     HYDRA_FULL_ERROR=1, instead of printing its block of lines: the runner says it in one line,
     or, for an error it does not know, as Hydra would have. A user's HYDRA_FULL_ERROR=1 gets
     Hydra's whole story."""
-    refuse_unsafe_config_files(with_home_expanded(sys.argv))  # before Hydra reads any file
-    register_sweeper()
     try:
-        sys.argv = with_each_cell_checking_its_own(with_stack_files_named(
-            with_home_expanded(sys.argv)))
+        argv = with_stack_files_named(with_home_expanded(sys.argv))
     except ValueError as refusal:
         print(refusal, file=sys.stderr)
         exit_now(1)
+    refuse_unsafe_config_files(argv)  # before Hydra reads any file
+    register_sweeper()
+    sys.argv = with_each_cell_checking_its_own(argv)
     sys.stdout = _ClosedPipeTolerant(sys.stdout)
     full_error = os.environ.get(FULL_ERROR) == "1"
     os.environ[FULL_ERROR] = "1"
