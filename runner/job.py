@@ -16,6 +16,7 @@ from runner.experiment import run_experiment
 from runner.identity import config_sha256
 from runner.recording.client import recording_process
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
+from runner.recording.server import RecordsWaiting
 from runner.result import Failure, JobResult
 from runner.signals import interruptible, signal_received, signals_raise
 from runner.validate import JobSpec
@@ -47,6 +48,9 @@ class JobOutcome:
         ok, line = self.result.error is None, self.result.line_as(name or self.result.label)
         try:
             self.recorded.result(timeout)
+        except RecordsWaiting:
+            ok = False  # not in the store yet: the sweep or the job says where it waits
+            line += "; its run waits in the journal"
         except Exception as error:
             ok = False
             if str(error) not in line:  # else the job failed for the same reason (its store)
