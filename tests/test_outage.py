@@ -143,10 +143,10 @@ def test_an_outage_during_the_parents_close(server, tmp_path):
 def test_an_outage_that_outlasts_the_sweep_is_sent_by_the_sync_command(server, tmp_path):
     from mlflow import MlflowClient
 
-    sweep = Sweep(tmp_path, server.url, *GRID, "tracking.experiment=outlasting",
+    sweep = Sweep(tmp_path, server.url, *GRID[:2], "tracking.experiment=outlasting",
                   "tracking.retry_minutes=0.2")
     try:
-        sweep.wait_for_line("[3/16]")
+        sweep.wait_for_line("[3/8]")
         server.stop()
         code, out, err = sweep.end()
     finally:
@@ -155,12 +155,14 @@ def test_an_outage_that_outlasts_the_sweep_is_sent_by_the_sync_command(server, t
             server.start()
     journal = tmp_path / "outputs" / "journal"
     assert code == 1
-    [line] = [line for line in err.splitlines() if line.startswith("error: ")]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, err
+    [line] = errors
     assert re.fullmatch(rf"error: tracking server {server.url} is away: \d+ records wait in "
                         rf"{journal}; once it answers, send them with: python -m runner.sync "
                         rf"{journal}; the sweep's parent run \w+ is closed with them", line), line
     waiting = int(re.search(r"away: (\d+) records", line).group(1))
-    assert waiting >= 14  # at least the runs of 13 cells and the close
+    assert waiting >= 11  # the ends of at least 5 cells' runs, their starts, and the close
 
     sync = subprocess.run([sys.executable, "-m", "runner.sync", str(journal)], cwd=tmp_path,
                           env=runner_env(), capture_output=True, text=True, timeout=300)
@@ -168,7 +170,7 @@ def test_an_outage_that_outlasts_the_sweep_is_sent_by_the_sync_command(server, t
     assert sync.stdout.splitlines()[0].startswith(f"sent {waiting} records from {journal} to "
                                                   f"{server.url}: ")
     assert sync.stdout.splitlines()[0].endswith(" sweeps closed") and ", 1 sweeps" in sync.stdout
-    check_sweep(MlflowClient(server.url), "outlasting", 16)
+    check_sweep(MlflowClient(server.url), "outlasting", 8)
     again = subprocess.run([sys.executable, "-m", "runner.sync", str(journal)], cwd=tmp_path,
                            env=runner_env(), capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and again.stdout == f"nothing waits in {journal}\n"

@@ -75,9 +75,10 @@ class OpenStores:
         self._tried.add(what)
         return seen
 
-    def start(self, key: str, tracking: requests.Tracking, create):
+    def start(self, key: str, tracking: requests.Tracking, create, waits: bool):
         """The run `create()` makes, or, when this start was tried before, the run that try
-        made already (its answer lost with the connection)."""
+        made already (its answer lost with the connection). `waits`: a start that is tried
+        again while its server is away, rather than refused."""
         if self.tried_before(("start", key)):
             found = self.store(tracking).find_run(key)
             if found is not None:
@@ -86,11 +87,15 @@ class OpenStores:
         try:
             self._runs[key] = create()
         except BaseException as error:
-            self._runs[key] = error
+            from runner.recording.server import away
+
+            if not (waits and away(error)):
+                self._runs[key] = error  # refused: what ends the run fails the same way
             raise
         return self._runs[key]
 
     def never_created(self, key: str) -> bool:
+        """The run's start was refused (not merely waiting for its server)."""
         return isinstance(self._runs.get(key), BaseException)
 
     def run_of(self, key: str, tracking: requests.Tracking):

@@ -95,7 +95,7 @@ class StartRun:
     def apply(self, stores) -> RunRef:
         tags = {**self.tags, RUN_KEY: str(self.key)}
         return stores.start(self.key, self.tracking, lambda: stores.store(self.tracking).start_run(
-            self.name, tags, self.parent_id, self.start_ms))
+            self.name, tags, self.parent_id, self.start_ms), waits=self.waits_for_store(stores))
 
     def waits_for_store(self, stores) -> bool:
         """A job of a sweep goes on computing while its run waits; a job alone waits for its
