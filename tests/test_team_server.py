@@ -55,8 +55,10 @@ def test_sixteen_jobs_on_four_workers_reach_the_team_server(team_server, alice, 
             / "summary.json").is_file()
 
 
+# Without a journal (tracking.journal=null) records never wait for a server that went away:
+# the story of a sweep that fails fast and is resumed (test_outage.py: the journal's story)
 GRID = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=simple_rnn,lstm,gru,bilstm",
-        "return_sequences=false,true"]
+        "return_sequences=false,true", "tracking.journal=null"]
 
 
 def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
