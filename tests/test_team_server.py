@@ -143,12 +143,12 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
     assert again.returncode == 0, err[-3000:]
     assert out.splitlines()[0] == (f"resume: every cell of sweep {parent.info.run_id} FINISHED "
                                    f"with the same config; nothing to run")
-    other = start_cli(tmp_path, "-m", *GRID[:-1], "return_sequences=true",
+    other = start_cli(tmp_path, "-m", *GRID[:-2], GRID[-1], "return_sequences=true",
                       f"resume={parent.info.run_id}", env=env)
     out, err = other.communicate(timeout=300)
     assert other.returncode == 1
     assert err.startswith(f"resume: this grid is not the grid of sweep {parent.info.run_id}: "
-                          f"missing 'model=bilstm return_sequences=false', ")
+                          f"missing 'model=bilstm return_sequences=false tracking.journal=null', ")
     assert err.count("\n") == 1
     assert len(runs_of(client)) == total  # neither made a run
 
