@@ -120,10 +120,10 @@ def test_an_outage_during_the_parents_close(server, tmp_path):
     """The server stops as the close writes its first file (the summary), for 10 s."""
     from mlflow import MlflowClient
 
-    restarted = threading.Event()
+    fired, restarted = threading.Lock(), threading.Event()
 
     def outage_at_the_close(method: str, path: str) -> None:
-        if "summary.json" in path and not restarted.is_set() and server.process.poll() is None:
+        if "summary.json" in path and fired.acquire(blocking=False):  # once, at the first
             server.stop()
             threading.Timer(10, lambda: (server.start(), restarted.set())).start()
 
