@@ -76,6 +76,10 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
         return outcome  # the sweep prints it and settles its recording (runner_sweeper)
     report = outcome.report()
     print(report.line, flush=True)
+    from runner.recording.server import RecordsWaiting
+
+    if isinstance(outcome.recorded.exception(), RecordsWaiting):  # how many, where, the command
+        print(f"error: {outcome.recorded.exception()}", file=sys.stderr, flush=True)
     if outcome.run.exception() is None:
         from runner.report import recorded_lines
 

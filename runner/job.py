@@ -16,6 +16,7 @@ from runner.experiment import run_experiment
 from runner.identity import config_sha256
 from runner.recording.client import recording_process
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
+from runner.recording.server import RecordsWaiting
 from runner.result import Failure, JobResult
 from runner.signals import interruptible, signal_received, signals_raise
 from runner.validate import JobSpec
@@ -48,6 +49,9 @@ class JobOutcome:
         unrecorded = ""
         try:
             self.recorded.result(timeout)
+        except RecordsWaiting:
+            ok = False  # not in the store yet: the sweep or the job says where it waits
+            line += "; its run waits in the journal"
         except Exception as error:
             ok, unrecorded = False, f"{type(error).__name__}: {error}"
             if str(error) not in line:  # else the job failed for the same reason (its store)

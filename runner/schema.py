@@ -57,6 +57,8 @@ class TrackingSchema:
     uri: Optional[str] = None  # MLFLOW_TRACKING_URI wins when set
     experiment: str = "rnn-shapes"
     artifact_root: Optional[str] = None  # default: beside a sqlite store, else the server's
+    journal: Optional[str] = None  # where records wait while a server is away; null: nowhere
+    retry_minutes: float = 10.0  # how long a server gone away mid-sweep is tried again
 
 
 @dataclass

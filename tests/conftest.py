@@ -33,6 +33,7 @@ def make_cfg(tmp_path):
     def _make(*overrides):
         with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
             config = compose("config", overrides=[f"tracking.uri={store_of(tmp_path)}",
+                                                  f"tracking.journal={tmp_path}/outputs/journal",
                                                   *overrides], return_hydra_config=True)
         HydraConfig.instance().set_config(config)
         return OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])

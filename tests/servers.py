@@ -220,3 +220,67 @@ def ray_head(num_cpus: int = 2, num_gpus: int = 0):
         head.wait()
         log.close()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+class FlakyProxy:
+    """A reverse proxy on 127.0.0.1 in front of `upstream`: it forwards, or answers 503 while
+    `unavailable` is set; a request it cannot forward (the server stopped) has its connection
+    closed without an answer, as a stopped server's would be. `on_request(method, path)` is
+    called before each request is handled (a test stops the server there)."""
+
+    def __init__(self, upstream: str, on_request=None) -> None:
+        import http.server
+        import threading
+
+        self.upstream = upstream.split("://", 1)[1]
+        self.on_request = on_request or (lambda method, path: None)
+        self.unavailable = threading.Event()
+        self.answered_503 = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _handle(self) -> None:
+                import http.client
+
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.on_request(self.command, self.path)
+                if proxy.unavailable.is_set():
+                    proxy.answered_503 += 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                connection = http.client.HTTPConnection(proxy.upstream, timeout=60)
+                try:
+                    headers = {k: v for k, v in self.headers.items()
+                               if k.lower() not in ("host", "connection")}
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    answer = connection.getresponse()
+                    data = answer.read()
+                except OSError:
+                    self.close_connection = True  # as a stopped server: no answer at all
+                    return
+                finally:
+                    connection.close()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -216,7 +216,7 @@ class GridSweeper(Sweeper):
         said here, after its own line was printed."""
         from runner.recording.client import RecordingProcessGone, recording_process
         from runner.recording.requests import CloseSweep
-        from runner.recording.server import StoreUnreachable
+        from runner.recording.server import RecordsWaiting, StoreUnreachable
         from runner.recording.summary import unrecorded_row
         from runner.report import summary_table
 
@@ -235,6 +235,10 @@ class GridSweeper(Sweeper):
             return recording_process().submit(CloseSweep(
                 tracking, parent_id, status, jobs, earlier,
                 str(self.config.sort_by.value))).result()
+        except RecordsWaiting as error:  # every job's record is kept: sent later, with the close
+            print(f"error: {error}; the sweep's parent run {parent_id} is closed with them",
+                  file=sys.stderr)
+            sys.exit(1)
         except (StoreUnreachable, RecordingProcessGone) as error:
             print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)
             print(f"error: {error}; the sweep's parent run {parent_id} could not be closed",

@@ -2,12 +2,12 @@
 
 import atexit
 import collections
-import itertools
 import os
 import pickle
 import subprocess
 import sys
 import threading
+import uuid
 from concurrent.futures import Future
 
 
@@ -22,16 +22,16 @@ class RecordingProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "runner.recording.process", str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
-        self._keys = itertools.count(1)
         self._pending = collections.deque()
         self._lock = threading.Lock()
         self._gone = None
         self._asked = False
         threading.Thread(target=self._answers, name="recorder-answers", daemon=True).start()
 
-    def new_key(self) -> int:
-        """A key that names a run in this recorder's requests before its id is known."""
-        return next(self._keys)
+    def new_key(self) -> str:
+        """A key that names a run in requests before its id is known; unique anywhere, so
+        that the run carries it and a request sent again (from a journal) finds it."""
+        return uuid.uuid4().hex
 
     def submit(self, request) -> Future:
         future = Future()

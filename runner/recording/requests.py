@@ -12,12 +12,25 @@ URI_ENV = "MLFLOW_TRACKING_URI"
 PARENT_RUN_ENV = "RUNNER_PARENT_RUN_ID"  # set in every job of a sweep: its parent run
 
 
+RUN_KEY = "runner.run_key"  # made by the runner for each run: a replay finds the run by it
+
+
 @dataclass(frozen=True)
 class Tracking:
-    """Where runs go: the store, the experiment, where a sqlite store's artifacts live."""
+    """Where runs go: the store, the experiment, where a sqlite store's artifacts live; where
+    their records wait while a tracking server is away (no journal: they never wait), and for
+    how many minutes a server that went away mid-sweep is tried again before they are left
+    there for `python -m runner.sync`."""
     uri: str
     experiment: str
     artifact_location: Optional[str] = None
+    journal: Optional[str] = None
+    retry_minutes: float = 0.0
+
+    @property
+    def store_key(self) -> tuple:
+        """What names the store and experiment, whatever the journal."""
+        return self.uri, self.experiment, self.artifact_location
 
     @classmethod
     def from_config(cls, tracking: dict) -> "Tracking":
@@ -29,7 +42,10 @@ class Tracking:
             location = str(Path(uri[len("sqlite:///"):]).parent / "mlartifacts")
         else:
             location = None  # a tracking server decides (and proxies) where artifacts go
-        return cls(uri, tracking["experiment"], location)
+        journal = tracking.get("journal")
+        return cls(uri, tracking["experiment"], location,
+                   str(Path(journal).absolute()) if journal else None,
+                   float(tracking.get("retry_minutes") or 0.0))
 
 
 @dataclass(frozen=True)
@@ -61,21 +77,31 @@ class CreateParent:
     def apply(self, stores) -> RunRef:
         return stores.store(self.tracking).create_sweep(self.name, self.tags, self.grid)
 
+    def waits_for_store(self, stores) -> bool:
+        return False  # nothing is computed yet: a store that is away refuses the sweep
+
 
 @dataclass(frozen=True)
 class StartRun:
     """One job's run, under `parent_id` when it has one. Answer: its RunRef. `key` names the
-    run in later requests, so a job goes on before the answer has come."""
+    run in later requests, so a job goes on before the answer has come; the run carries it
+    (tag RUN_KEY), so a request tried again finds the run its lost answer had made."""
     tracking: Tracking
-    key: int
+    key: str
     name: str
     tags: dict
     parent_id: Optional[str]
     start_ms: int  # when the job started, on the job's own clock
 
     def apply(self, stores) -> RunRef:
-        return stores.start(self.key, lambda: stores.store(self.tracking).start_run(
-            self.name, self.tags, self.parent_id, self.start_ms))
+        tags = {**self.tags, RUN_KEY: str(self.key)}
+        return stores.start(self.key, self.tracking, lambda: stores.store(self.tracking).start_run(
+            self.name, tags, self.parent_id, self.start_ms), waits=self.waits_for_store(stores))
+
+    def waits_for_store(self, stores) -> bool:
+        """A job of a sweep goes on computing while its run waits; a job alone waits for its
+        run before it computes anything, and fails at once without it."""
+        return self.parent_id is not None
 
 
 @dataclass(frozen=True)
@@ -83,14 +109,19 @@ class FinishRun:
     """Everything the job produced, logged; the run ended FINISHED, FAILED or KILLED.
     Answer: None. A run that could not be created fails this the same way."""
     tracking: Tracking
-    key: int
+    key: str
     params: dict
     result: JobResult
     end_ms: int
 
     def apply(self, stores) -> None:
-        run = stores.run_of(self.key)
-        stores.store(self.tracking).finish_run(run.run_id, self.params, self.result, self.end_ms)
+        run = stores.run_of(self.key, self.tracking)
+        again = stores.tried_before(("finish", self.key))
+        stores.store(self.tracking).finish_run(run.run_id, self.params, self.result, self.end_ms,
+                                               again=again)
+
+    def waits_for_store(self, stores) -> bool:
+        return not stores.never_created(self.key)  # computed: it waits, if its run can be
 
 
 @dataclass(frozen=True)
@@ -108,6 +139,9 @@ class CloseSweep:
     def apply(self, stores) -> list:
         return stores.store(self.tracking).close_sweep(self.parent_id, self.status, self.jobs,
                                                           self.earlier, self.sort_by)
+
+    def waits_for_store(self, stores) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -146,6 +180,9 @@ class FindSweep:
             return None
         return stores.store(self.tracking).find_sweep(self.which, self.grid_sha256)
 
+    def waits_for_store(self, stores) -> bool:
+        return False
+
 
 @dataclass(frozen=True)
 class ReopenSweep:
@@ -160,3 +197,6 @@ class ReopenSweep:
     def apply(self, stores) -> None:
         stores.store(self.tracking).reopen_sweep(self.parent_id, self.skipped, self.ran,
                                                     self.resumes)
+
+    def waits_for_store(self, stores) -> bool:
+        return False  # before any job of the resume: a store that is away refuses it

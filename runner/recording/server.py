@@ -24,6 +24,11 @@ class LoginRefused(StoreUnreachable):
     """The tracking server refused the user's login (HTTP 401) or a write (HTTP 403)."""
 
 
+class RecordsWaiting(StoreUnreachable):
+    """The tracking server stayed away past `tracking.retry_minutes`: the request waits in the
+    journal; the message says how many wait, where, and the command that sends them."""
+
+
 def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
@@ -81,6 +86,26 @@ def connection_failed(error: BaseException) -> bool:
         if isinstance(error, (RequestsConnectionError, Timeout, ConnectionError, TimeoutError)):
             return True
         if "Max retries exceeded" in str(error):  # MLflow's wrapping of a failed connection
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def away(error: BaseException) -> bool:
+    """A server that did not answer, or answered 5xx (restarting, its database failing over):
+    one that may well be back soon. A refused login or write is not away."""
+    from mlflow.exceptions import RestException
+
+    if isinstance(error, LoginRefused) or http_refusal(error) is not None:
+        return False
+    if connection_failed(error):
+        return True
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, RestException) and error.get_http_status_code() >= 500:
+            return True  # the server's own answer: an error of its, not of the request
+        if re.search(r"error code 5\d\d|too many 5\d\d error responses", str(error)):
             return True
         error = error.__cause__ or error.__context__
     return False

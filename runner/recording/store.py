@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from runner.recording.limits import ERROR_TAG_LIMIT, params_for_mlflow
-from runner.recording.orphans import owner_tags, reap_once
-from runner.recording.requests import JobReport, RunRef, Tracking
+from runner.recording.orphans import ERROR, REAPED_BY, owner_tags, reap_once
+from runner.recording.requests import RUN_KEY, JobReport, RunRef, Tracking
 from runner.recording.server import (bound_retries, connection_failed, is_server,
                                      login_refused, names_the_server, refused, unreachable)
 from runner.result import Failure, JobResult
@@ -64,9 +64,20 @@ class Store:
         return RunRef(run.info.run_id, self.experiment_id)
 
     @names_the_server
-    def finish_run(self, run_id: str, params: dict, result: JobResult, end_ms: int) -> None:
+    def find_run(self, key: str) -> Optional[RunRef]:
+        """The run made with this key (tag RUN_KEY), if the store has it."""
+        found = self.client.search_runs([self.experiment_id],
+                                        filter_string=f"tags.`{RUN_KEY}` = '{key}'",
+                                        max_results=1)
+        return RunRef(found[0].info.run_id, self.experiment_id) if found else None
+
+    @names_the_server
+    def finish_run(self, run_id: str, params: dict, result: JobResult, end_ms: int,
+                   again: bool = False) -> None:
         """Draw the result's pictures, log everything in one batch, then end the run FINISHED,
-        or as its error says; a picture that cannot be drawn fails the run."""
+        or as its error says; a picture that cannot be drawn fails the run. `again`: tried
+        before (a server went away meanwhile), so the run may have been ended by a reaper or
+        a sweep's close while its end waited: their words on it are taken back."""
         from mlflow.entities import Metric, Param, RunTag
 
         from runner.plots import output_over_time
@@ -91,9 +102,22 @@ class Store:
             params=[Param(k, v) for k, v in params.items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
+        if again:
+            self._take_back_end(run_id, keep_error=error is not None)
         if any(directory.iterdir()):
             self.client.log_artifacts(run_id, str(directory))
         self.client.set_terminated(run_id, error.status if error else "FINISHED", end_time=end_ms)
+
+    def _take_back_end(self, run_id: str, keep_error: bool) -> None:
+        """The tags of a reaper or of a sweep's close that ended this run while its own end
+        waited in the journal: its job's end is the one that counts."""
+        tags = self.client.get_run(run_id).data.tags
+        if REAPED_BY in tags:
+            self.client.delete_tag(run_id, REAPED_BY)
+        ours = tags.get(ERROR, "") == UNCLOSED or tags.get(ERROR, "").endswith(
+            "ended without closing this run")
+        if ours and not keep_error:
+            self.client.delete_tag(run_id, ERROR)
 
     @names_the_server
     def close_sweep(self, parent_id: str, status: Optional[str],
