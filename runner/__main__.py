@@ -74,6 +74,11 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
         raise
     if multirun:
         return outcome  # the sweep prints it and settles its recording (runner_sweeper)
+    if outcome.run.exception() is not None:  # the store refused the run before it began
+        from runner.recording.client import recording_process
+
+        recording_process().close()  # its journal, empty, goes with it: then no folder is left
+        _refuse(hydra_cfg, f"error: {outcome.run.exception()}; no run was recorded")
     report = outcome.report()
     print(report.line, flush=True)
     from runner.recording.server import RecordsWaiting
@@ -90,7 +95,6 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     return report
 
 
-# conf/ at the top of the repository ships inside the package as `runner.conf` (pyproject.toml)
 def _stopped_line(stopped, spec) -> str:
     """`stopped (SIGINT received ...): run ID KILLED in outputs/mlflow.db`, or why no run."""
     from runner.recording.requests import Tracking
@@ -104,6 +108,7 @@ def _stopped_line(stopped, spec) -> str:
     return f"stopped ({stopped}): run {run_id} KILLED in {store_name(tracking.uri)}"
 
 
+# conf/ at the top of the repository ships inside the package as `runner.conf` (pyproject.toml)
 @hydra.main(version_base="1.3", config_path="pkg://runner.conf", config_name="config")
 def main(cfg: DictConfig):
     """One job; in a sweep its outcome goes back to the sweeper from wherever it ran."""

@@ -175,8 +175,10 @@ def test_an_unreachable_tracking_server_fails_fast_naming_it(run_cli, tmp_path):
         probe.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{probe.getsockname()[1]}"
     single = run_cli("model=gru", env={"MLFLOW_TRACKING_URI": uri}, timeout=60)
-    assert single.returncode == 1
-    assert f"FAILED: StoreUnreachable: tracking server {uri} did not answer" in single.stdout
+    assert (single.returncode, single.stdout) == (1, "")
+    assert single.stderr.startswith(f"error: tracking server {uri} did not answer (")
+    assert single.stderr.endswith("); no run was recorded\n") and single.stderr.count("\n") == 1
+    assert not (tmp_path / "outputs").exists()  # no run, no folder
     sweep = run_cli("-m", "model=gru,lstm", env={"MLFLOW_TRACKING_URI": uri}, timeout=60)
     assert sweep.returncode == 1
     assert f"error: tracking server {uri} did not answer" in sweep.stderr
