@@ -94,6 +94,12 @@ def _composition(error, overrides: Sequence[str], grid: bool = False) -> Optiona
                       if o.lstrip("+").split("=", 1)[0] == key), "VALUE")
         return (f"{key}: already set in the model file; change it without +: "
                 f"{spell_overrides(f'{key}={value}')}")
+    own = dotted(_wanted(text))
+    if isinstance(cause, ConfigKeyError) and own.startswith("data.inputs."):
+        # data.inputs starts empty: an input's own size is added to it, as a new key is
+        value = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == own), "N")
+        added = spell_overrides(("++" if grid else "+") + f"{own}={value}")
+        return f"{own}: an input's own size is added, not changed: write {added}"
     if isinstance(cause, ConfigKeyError) and "." in _full_key(str(cause)).removeprefix(
             "model.layers."):  # a key under one the model file does not set: `+` adds no path
         missing = _full_key(str(cause))

@@ -36,9 +36,7 @@ class ModelSchema:
     input_shape: List[Optional[int]] = MISSING  # per example; null = any number of timesteps
     inputs: Optional[Dict[str, Any]] = None  # several named inputs: name -> input_shape
     batch_size: Optional[int] = None  # a fixed batch (stateful layers need one)
-    data_scale: float = 1.0  # the scale the notebook draws this stack's inputs at
-    data_timesteps: int = 30  # the sizes this stack's inputs are drawn at, unless data.* says
-    data_features: int = 1
+    data_scale: float = 1.0  # the scale the notebook draws this stack's inputs at (no shape says it)
     layers: List[Any] = MISSING  # free-form: real Keras classes by _target_
 
 
@@ -50,6 +48,8 @@ class DataSchema:
     scale: float = 1.0
     padding: float = 0.0  # up to this fraction of each sequence, at its end, is padding
     batches: int = 1  # consecutive batches a run predicts (a stateful layer carries its states)
+    # Per model input, by name: {timesteps: N, features: N} for the axes its shape leaves null
+    inputs: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

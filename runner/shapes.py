@@ -268,25 +268,10 @@ def _state_key(layer: dict, key: str) -> str:
     return f"{key}.layer.return_state" if "layer" in layer else f"{key}.return_state"
 
 
-def data_shape(input_shape: list, batch_size: int, timesteps: int, features: int,
-               key: str = "model.input_shape") -> Shape:
-    """The shape of the generated inputs: the model's declared input decides the rank."""
-    if not isinstance(input_shape, (list, tuple)) or len(input_shape) not in (1, 2):
-        raise ConfigError(f"{key}: {input_shape} must be [timesteps] or [timesteps, features]")
-    wanted = (timesteps, features)[: len(input_shape)]
-    for axis, (declared, actual) in enumerate(zip(input_shape, wanted)):
-        if declared is not None and declared != actual:
-            knob = ("data.timesteps", "data.features")[axis]
-            raise ConfigError(f"{key}: the model takes {declared} on axis {axis + 1} "
-                              f"but {knob}={actual}")
-    return (batch_size, *wanted)
-
-
 def describe(plan: StackPlan) -> list:
     """Plain rows for tables and shapes.json: index, layer, what it reads, outputs, params."""
-    rows = [{"index": "-", "layer": f"Input {name}" if len(plan.inputs) > 1 else "Input",
-             "outputs": {"input": list(shape)}, "param_count": 0, "reads": "",
-             "masked": []} for name, shape in plan.inputs.items()]
+    rows = [{"index": "-", "layer": _input_label(plan, name), "outputs": {"input": list(shape)},
+             "param_count": 0, "reads": "", "masked": []} for name, shape in plan.inputs.items()]
     names = {layer.index: layer.name or str(layer.index) for layer in plan.layers}
     for layer in plan.layers:
         reads = layer.source if layer.source in plan.inputs else names[
@@ -315,6 +300,12 @@ def agrees(symbolic: Shape, array: Shape) -> bool:
     """Whether a symbolic shape (None where any size) fits an array's shape."""
     return len(symbolic) == len(array) and all(
         size is None or size == actual for size, actual in zip(symbolic, array))
+
+
+def _input_label(plan: StackPlan, name: str) -> str:
+    """`Input decoder (token ids < 2000)`: its name where there are several, and what it holds."""
+    label = f"Input {name}" if len(plan.inputs) > 1 else "Input"
+    return f"{label} (token ids < {plan.tokens[name]})" if name in plan.tokens else label
 
 
 def outputs_line(outputs: dict) -> str:

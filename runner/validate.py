@@ -12,13 +12,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from runner.errors import ConfigError, StackError, dotted
 from runner.schema import RunnerSchema
-from runner.shapes import StackPlan, data_shape, plan_model
+from runner.shapes import StackPlan, plan_model
 from runner.vocabulary import ALLOWED_TARGETS, KNOBS, closest_targets, did_you_mean, spell
 
 POSITIVE = ("model.units", "model.batch_size", "data.batch_size", "data.timesteps",
             "data.features", "data.batches")
 OPTIONAL = ("model.units",)  # needed only where a layer takes it
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}  # the knob's words -> Keras's values
+AXES = ("timesteps", "features")  # a model input's axes after the batch, as data.* names them
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ def validate(cfg: DictConfig, typed: Sequence[str] = ()) -> JobSpec:
     # As Keras's compile takes it, recorded as typed (true, not the str field's 'True')
     config["jit_compile"] = JIT_COMPILE[str(config["jit_compile"]).lower()]
     taken = keys_read(cfg, KNOBS, under="model")
-    typed_knobs = {override.split("=", 1)[0].lstrip("+~") for override in typed} & set(KNOBS)
-    return _spec(config, taken, typed_knobs)
+    typed_keys = {override.split("=", 1)[0].lstrip("+~") for override in typed}
+    return _spec(config, taken, typed_keys)
 
 
 def keys_read(cfg: DictConfig, keys, under: str = "") -> set:
@@ -261,16 +262,16 @@ def _spec(config: dict, taken: set, typed: set) -> JobSpec:
     if not isinstance(declared, dict) or not declared:
         raise ConfigError("model.inputs: name -> [timesteps] or [timesteps, features], e.g. "
                           "{encoder_tokens: [null], decoder_tokens: [null]}")
-    inputs = {name: data_shape(shape, data["batch_size"], data["timesteps"], data["features"],
-                               f"model.inputs.{name}" if model.get("inputs") else
-                               "model.input_shape")
-              for name, shape in declared.items()}
+    keys = {name: f"model.inputs.{name}" if model.get("inputs") else "model.input_shape"
+            for name in declared}
+    inputs, not_taken = _data_shapes(declared, keys, data, typed)
     fixed = model.get("batch_size")
     if fixed is not None and fixed != data["batch_size"]:
         raise ConfigError(f"model.batch_size: the model takes batches of {fixed} but "
                           f"data.batch_size={data['batch_size']}")
     layers = model["layers"]
     label, unused = knob_label(model["name"], config, taken, typed)
+    unused += not_taken
     try:
         expected = plan_model(layers, inputs)  # first: its errors name concrete sizes
         plan = plan_model(layers, {name: (fixed, *shape) for name, shape in declared.items()})
@@ -278,6 +279,79 @@ def _spec(config: dict, taken: set, typed: set) -> JobSpec:
         return JobSpec(model["name"], label, config, layers, inputs, None, None, refusal, unused)
     _check_data_against(expected, layers, data, fixed)
     return JobSpec(model["name"], label, config, layers, inputs, plan, expected, None, unused)
+
+
+def _data_shapes(declared: dict, keys: dict, data: dict, typed: set) -> tuple:
+    """(model input name -> the shape its batches are drawn at, the data sizes typed that no
+    input takes). The model's own sizes are the data's; where it leaves an axis null,
+    data.inputs.NAME.* fills it, else data.timesteps / data.features."""
+    for name, shape in declared.items():
+        if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 2):
+            raise ConfigError(f"{keys[name]}: {shape} must be [timesteps] or "
+                              "[timesteps, features]")
+    given = _input_sizes(data.get("inputs") or {}, declared)
+    shapes = {}
+    for name, shape in declared.items():
+        sizes = list(shape)
+        for axis, size in enumerate(shape):
+            own = given[name].get(AXES[axis])
+            if size is None:
+                sizes[axis] = data[AXES[axis]] if own is None else own
+            elif own is not None and own != size:
+                raise ConfigError(f"data.inputs.{name}.{AXES[axis]}: {own}, but {keys[name]} "
+                                  f"fixes {AXES[axis]} at {size}: set {keys[name]}="
+                                  f"{_with(shape, axis, own)} to draw it at {own}")
+        shapes[name] = (data["batch_size"], *sizes)
+    not_taken = ()
+    for axis, knob in enumerate(AXES):
+        if f"data.{knob}" not in typed:
+            continue
+        value = data[knob]
+        having = [name for name, shape in declared.items()
+                  if len(shape) > axis and knob not in given[name]]
+        if any(declared[name][axis] in (None, value) for name in having):
+            continue
+        if having:  # every such axis fixed at another size: the model file decides
+            name = having[0]
+            raise ConfigError(f"data.{knob}: {value}, but {keys[name]} fixes {knob} at "
+                              f"{declared[name][axis]}: set {keys[name]}="
+                              f"{_with(declared[name], axis, value)} to draw it at {value}")
+        not_taken += (f"data.{knob}={value}",)  # no input has that axis, as merge_mode for an LSTM
+    return shapes, not_taken
+
+
+def _input_sizes(given: dict, declared: dict) -> dict:
+    """data.inputs, checked against the model's inputs: name -> {axis name: size}."""
+    sizes = {name: {} for name in declared}
+    for name, axes in given.items():
+        key = f"data.inputs.{name}"
+        if name not in declared:
+            raise ConfigError(f"{key}: the model has no input named {name!r}"
+                              f"{did_you_mean(name, declared, 'data.inputs.')}; its inputs: "
+                              f"{', '.join(declared)}")
+        if not isinstance(axes, dict):
+            raise ConfigError(f"{key}: must be {{timesteps: N, features: N}}, got {axes!r}; "
+                              f"e.g. +{key}.timesteps=10")
+        for axis, size in axes.items():
+            if axis not in AXES:
+                raise ConfigError(f"{key}.{axis}: unknown key{did_you_mean(axis, AXES, key + '.')}"
+                                  "; known: timesteps, features")
+            if size is None:
+                continue
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ConfigError(f"{key}.{axis}: must be a positive integer, got {size!r}")
+            if AXES.index(axis) >= len(declared[name]):
+                raise ConfigError(f"{key}.{axis}: model input {name!r} is declared "
+                                  f"{_with(declared[name], 0, declared[name][0])}, without "
+                                  f"{axis}")
+            sizes[name][axis] = size
+    return sizes
+
+
+def _with(shape, axis: int, size) -> str:
+    """A declared shape with one axis changed, as an override writes it: `[30,3]`."""
+    sizes = [size if index == axis else value for index, value in enumerate(shape)]
+    return "[" + ",".join("null" if value is None else str(value) for value in sizes) + "]"
 
 
 def _check_data_against(plan: StackPlan, layers: list, data: dict, fixed) -> None:

@@ -75,9 +75,30 @@ CORPUS = [
     (["model="], "model: needs a stack name; available: bilstm, gru, guide_bidirectional", False),
     (["+model=gru"], "model: already chosen by default; write model=gru", False),
     (["+model=lstm"], "model: already chosen by default; write model=lstm", False),
-    # rank of the data against the model's declared input
+    # the data against the model's declared inputs: the model's own sizes win, a clash is refused
     (["model.input_shape=[30,1]", "data.features=3"],
-     "model.input_shape: the model takes 1 on axis 2 but data.features=3", False),
+     "data.features: 3, but model.input_shape fixes features at 1: set model.input_shape=[30,3] "
+     "to draw it at 3", False),
+    (["model=guide_stateful", "data.timesteps=20"],
+     "data.timesteps: 20, but model.input_shape fixes timesteps at 10: set "
+     "model.input_shape=[20,50] to draw it at 20", False),
+    (["model=guide_bidirectional", "+data.inputs.inputs.features=3"],
+     "data.inputs.inputs.features: 3, but model.input_shape fixes features at 10: set "
+     "model.input_shape=[5,3] to draw it at 3", False),
+    (["model=guide_encoder_decoder", "data.inputs.decoder_tokens.timesteps=10"],
+     "data.inputs.decoder_tokens.timesteps: an input's own size is added, not changed: write "
+     "+data.inputs.decoder_tokens.timesteps=10", False),
+    (["model=guide_encoder_decoder", "+data.inputs.decoder.timesteps=10"],
+     "data.inputs.decoder: the model has no input named 'decoder' (did you mean "
+     "data.inputs.decoder_tokens?); its inputs: encoder_tokens, decoder_tokens", False),
+    (["model=guide_encoder_decoder", "+data.inputs.decoder_tokens.timestep=10"],
+     "data.inputs.decoder_tokens.timestep: unknown key (did you mean "
+     "data.inputs.decoder_tokens.timesteps?); known: timesteps, features", False),
+    (["model=guide_encoder_decoder", "+data.inputs.decoder_tokens.timesteps=0"],
+     "data.inputs.decoder_tokens.timesteps: must be a positive integer, got 0", False),
+    (["model=guide_encoder_decoder", "+data.inputs.decoder_tokens.features=3"],
+     "data.inputs.decoder_tokens.features: model input 'decoder_tokens' is declared [null], "
+     "without features", False),
     (["model.input_shape=[30,1,1]"], "model.input_shape: [30, 1, 1] must be [timesteps]", False),
     # stacks Keras cannot build: the run ends FAILED with the reason
     (["model=lambda_lstm", "model.layers.1.return_sequences=false"],
@@ -154,7 +175,7 @@ def refusal(make_cfg, overrides) -> tuple:
     from runner.validate import validate
 
     try:
-        spec = validate(make_cfg(*overrides))
+        spec = validate(make_cfg(*overrides), overrides)  # as typed, as the CLI passes them
     except Exception as error:
         return one_line(error, overrides) or str(error), False
     return (str(spec.refusal) if spec.refusal else ""), True

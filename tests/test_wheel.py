@@ -24,8 +24,6 @@ pytestmark = pytest.mark.slow
 STACK = """\
 # Input -> GRU(5) -> Dense(2)
 input_shape: [12, 3]
-data_timesteps: 12
-data_features: 3
 layers:
   - _target_: keras.layers.GRU
     units: 5

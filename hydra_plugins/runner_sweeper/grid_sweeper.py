@@ -268,7 +268,7 @@ def _resume_command(parent_id: str) -> str:
 
 def _config_digest(config) -> str:
     """A cell's job config checked, and its digest as its run's `config.sha256` will be."""
-    return config_sha256(validate(config).config)
+    return config_sha256(validate(config, HydraConfig.get().overrides.task).config)
 
 
 def _explained(config):
