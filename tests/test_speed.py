@@ -143,7 +143,8 @@ def test_the_speed_sweep_ranks_its_cells_by_throughput(run_cli, client, tmp_path
     table = [line for line in result.stdout.splitlines() if line[:1].isdigit()]
     assert [int(line.split()[0]) for line in table] == [row["job"] for row in rows]
     # the console says where both figures are: in the UI, and as files beside the store
-    ui = f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}"
+    ui = (f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/"
+          f"{parent.info.run_id}")
     files = f"outputs/mlartifacts/{parent.info.run_id}/artifacts"
     assert result.stdout.splitlines()[-2:] == [
         f"  figure:  {ui}/artifacts/grid.png   (file {files}/grid.png)",
