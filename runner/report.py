@@ -4,7 +4,7 @@ and where the runs were recorded."""
 import json
 from pathlib import Path
 from typing import Optional
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode, urlparse
 
 from runner.shapes import StackPlan, describe, format_shape, symbolic_finding
 from runner.vocabulary import without_login
@@ -108,17 +108,40 @@ def progress_line(done: int, total: int, elapsed: float, line: str) -> str:
 
 
 UI_PORT = 5000  # `make ui`, and `python -m runner.ui`, serve the embedded store here
+# MLflow's UI (3.17) opens a runs table on the view saved in the experiment tag of this prefix
+# and the `viewStateShareKey` in its address: the filter, the order and the visible columns,
+# which it otherwise keeps per browser. Its address takes only the filter and the order.
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+# The runs table nests children under their parent, collapsed, when ordered by start time (the
+# default): ordered otherwise, a sweep's children are rows of their own
+SWEEP_COLUMNS = ("tags.`shape.output`", "tags.`shapes`", "tags.`shape.match`")
+SPEED_COLUMNS = ("metrics.`throughput.sequences_per_second`", "metrics.`predict.median_seconds`")
+
+
+def sweep_view(parent_id: str, speed: bool = False) -> dict:
+    """The runs table of a sweep's children as the UI takes it from SHARED_VIEW_TAG: one row a
+    cell, by name (fastest first for a sweep about speed), its shapes among the columns."""
+    order = ("metrics.`throughput.sequences_per_second`", False) if speed else (
+        "tags.`mlflow.runName`", True)
+    return {"searchFilter": f"tags.mlflow.parentRunId = '{parent_id}'",
+            "orderByKey": order[0], "orderByAsc": order[1],
+            "selectedColumns": ["attributes.`Duration`", *SWEEP_COLUMNS,
+                                *(SPEED_COLUMNS if speed else ())],
+            "runsHiddenMode": "SHOW_ALL"}
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def store_name(uri: str) -> str:
     """The store as a person names it: a sqlite file relative to here, a server without
     credentials in its address."""
     if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
-        try:
-            return str(path.relative_to(Path.cwd()))
-        except ValueError:
-            return str(path)
+        return _relative(Path(uri[len("sqlite:///"):]))
     return without_login(uri)
 
 
@@ -128,9 +151,11 @@ def ui_base(uri: str) -> str:
     return f"http://127.0.0.1:{UI_PORT}"
 
 
-def runs_table_url(uri: str, experiment_id: str, search: str = "") -> str:
-    """The experiment's runs table ("Model training", not the GenAI overview), filtered."""
-    query = {"workflowType": "machine_learning", **({"searchFilter": search} if search else {})}
+def runs_table_url(uri: str, experiment_id: str, search: str = "", view: str = "") -> str:
+    """The experiment's runs table ("Model training", not the GenAI overview), filtered by
+    `search`, or opened on the view saved under the share key `view`."""
+    query = {"workflowType": "machine_learning", **({"searchFilter": search} if search else {}),
+             **({"viewStateShareKey": view} if view else {})}
     return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?{urlencode(query, quote_via=quote)}"
 
 
@@ -139,19 +164,42 @@ def compare_url(uri: str, experiment_id: str, run_ids: list) -> str:
     return f"{ui_base(uri)}/#/compare-runs?runs={runs}&experiments={experiments}"
 
 
-def recorded_lines(uri: str, experiment: str, run, children: list = ()) -> list:
+def artifact_url(uri: str, run, path: str) -> str:
+    """The UI's page of one artifact of a run."""
+    return (f"{ui_base(uri)}/#/experiments/{run.experiment_id}/runs/{run.run_id}/artifacts/"
+            f"{quote(path)}")
+
+
+def artifact_file(run, path: str) -> str:
+    """Where an artifact of the run lies on this machine, relative to here; "" when its store
+    keeps it elsewhere (a tracking server's, an object store's)."""
+    location = run.artifact_uri
+    if location.startswith("file://"):
+        location = unquote(urlparse(location).path)
+    if not location.startswith("/"):
+        return ""
+    return _relative(Path(location) / path)
+
+
+def recorded_lines(uri: str, experiment: str, run, children: list = (),
+                   figures: list = ()) -> list:
     """Where a run (or a sweep's parent and its `children` run ids) was recorded, and the
-    addresses that open it in the MLflow UI."""
+    addresses that open it in the MLflow UI: a sweep's runs table, its comparison, and each of
+    its `figures` (the parent's artifacts), with the file where the store is local."""
     serve = "" if uri.startswith(("http://", "https://")) else "   (make ui serves it)"
     if not children:
         return [f"recorded: run {run.run_id} in {store_name(uri)}, experiment {experiment}",
                 f"  {runs_table_url(uri, run.experiment_id, f'attributes.run_id = {run.run_id!r}')}"
                 f"{serve}"]
-    return [f"recorded: sweep {run.run_id} with {len(children)} runs in {store_name(uri)}, "
-            f"experiment {experiment}",
-            f"  runs:    {runs_table_url(uri, run.experiment_id, f'tags.mlflow.parentRunId = {run.run_id!r}')}"
-            f"{serve}",
-            f"  compare: {compare_url(uri, run.experiment_id, list(children))}"]
+    lines = [f"recorded: sweep {run.run_id} with {len(children)} runs in {store_name(uri)}, "
+             f"experiment {experiment}",
+             f"  runs:    {runs_table_url(uri, run.experiment_id, view=run.run_id)}{serve}",
+             f"  compare: {compare_url(uri, run.experiment_id, list(children))}"]
+    for figure in figures:
+        local = artifact_file(run, figure)
+        lines.append(f"  figure:  {artifact_url(uri, run, figure)}"
+                     + (f"   (file {local})" if local else ""))
+    return lines
 
 
 def stopped_lines(interrupted, uri: str, parent_id: str, rows: list, total: int,

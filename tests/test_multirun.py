@@ -58,18 +58,29 @@ def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
 
     # a quiet console: a line per cell as it completes, the table, where the sweep is
     lines = result.stdout.splitlines()
-    assert result.stderr == "" and len(lines) == 21
+    assert result.stderr == "" and len(lines) == 22
     assert lines[0].startswith("[1/8] model=simple_rnn,return_sequences=false -> output (4, 3)   ")
     assert lines[7].startswith(
         "[8/8] model=lambda_lstm,return_sequences=true -> output (4, 30, 1)   ")
     assert lines[8].startswith("job  overrides") and lines[10].startswith("0    model=simple_rnn")
-    experiment_id = parent.info.experiment_id
-    assert lines[18] == (f"recorded: sweep {parent.info.run_id} with 8 runs in outputs/mlflow.db, "
-                         "experiment rnn-shapes")
-    assert lines[19].startswith(f"  runs:    http://127.0.0.1:5000/#/experiments/{experiment_id}/"
-                                "runs?workflowType=machine_learning&searchFilter=")
+    experiment_id, parent_id = parent.info.experiment_id, parent.info.run_id
+    ui = f"http://127.0.0.1:5000/#/experiments/{experiment_id}"
+    assert lines[18:20] == [
+        f"recorded: sweep {parent_id} with 8 runs in outputs/mlflow.db, experiment rnn-shapes",
+        f"  runs:    {ui}/runs?workflowType=machine_learning&viewStateShareKey={parent_id}"
+        "   (make ui serves it)"]
     assert all(child.info.run_id in lines[20] for child in children)
     assert lines[20].startswith("  compare: http://127.0.0.1:5000/#/compare-runs?runs=")
+    # where the figure is: its page in the UI, and its file beside the store
+    assert lines[21] == (f"  figure:  {ui}/runs/{parent_id}/artifacts/grid.png   "
+                         f"(file outputs/mlartifacts/{parent_id}/artifacts/grid.png)")
+    assert (tmp_path / f"outputs/mlartifacts/{parent_id}/artifacts/grid.png").is_file()
+    # the view that the runs address opens: the sweep's children, their shapes shown
+    view = json.loads(client.get_experiment(experiment_id).tags[
+        f"mlflow.sharedViewState.{parent_id}"])
+    assert view["searchFilter"] == f"tags.mlflow.parentRunId = '{parent_id}'"
+    assert view["orderByKey"] == "tags.`mlflow.runName`" and view["orderByAsc"] is True
+    assert "tags.`shape.output`" in view["selectedColumns"]
     assert "\033[" not in result.stdout
 
     # read back as the notebook's own table: stacks down, return_sequences across

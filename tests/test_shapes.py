@@ -125,7 +125,7 @@ def test_output_picture_is_drawn(tmp_path):
             {"model": "gru", "return_sequences": "false", "status": "FAILED",
              "shape.output": "", "overrides": "model=gru"}]
     figure = grid_figure(rows)
-    texts = [t.get_text() for t in figure.axes[0].texts]
+    texts = [t.get_text() for t in figure.texts if t.get_gid() == "shape"]
     assert texts == ["(4, 30, 3)", "FAILED"]
 
 

@@ -142,3 +142,11 @@ def test_the_speed_sweep_ranks_its_cells_by_throughput(run_cli, client, tmp_path
     assert {row["overrides"]: row["throughput"] for row in rows} == pytest.approx(by_run)
     table = [line for line in result.stdout.splitlines() if line[:1].isdigit()]
     assert [int(line.split()[0]) for line in table] == [row["job"] for row in rows]
+    # the console says where both figures are: in the UI, and as files beside the store
+    ui = (f"http://127.0.0.1:5000/#/experiments/{parent.info.experiment_id}/runs/"
+          f"{parent.info.run_id}")
+    files = f"outputs/mlartifacts/{parent.info.run_id}/artifacts"
+    assert result.stdout.splitlines()[-2:] == [
+        f"  figure:  {ui}/artifacts/grid.png   (file {files}/grid.png)",
+        f"  figure:  {ui}/artifacts/throughput.png   (file {files}/throughput.png)"]
+    assert (tmp_path / files / "throughput.png").is_file()

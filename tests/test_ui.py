@@ -22,14 +22,36 @@ pytestmark = [
 ]
 
 
-def test_the_printed_addresses_open_the_runs_and_their_shapes(run_cli, client, store_uri,
-                                                              tmp_path):
-    """The runs table and the compare view, at the addresses the sweep printed: the runs table
-    ("Model training", not the GenAI overview) holds the sweep's runs; Compare shows shapes."""
-    result = run_cli("-m", "model=lstm,bilstm", "return_sequences=true")
-    assert result.returncode == 0
+SEED_SHAPES = {
+    "model=simple_rnn,return_sequences=false": "(4, 3)",
+    "model=simple_rnn,return_sequences=true": "(4, 30, 3)",
+    "model=lstm,return_sequences=false": "(4, 3)",
+    "model=lstm,return_sequences=true": "(4, 30, 3)",
+    "model=bilstm,return_sequences=false": "(4, 6)",
+    "model=bilstm,return_sequences=true": "(4, 30, 6)",
+    "model=lambda_lstm,return_sequences=false": "(4, 1)",
+    "model=lambda_lstm,return_sequences=true": "(4, 30, 1)",
+}
+# The rendered runs table, one entry a row: its cells' texts by column id (ag-grid's `col-id`)
+ROWS_SCRIPT = """rows => {
+    const table = {};
+    for (const cell of rows) {
+        const row = cell.closest('.ag-row').getAttribute('row-index');
+        (table[row] = table[row] || {})[cell.getAttribute('col-id')] = cell.innerText;
+    }
+    return Object.values(table);
+}"""
+
+
+def test_the_printed_addresses_open_the_shapes(run_cli, client, store_uri, tmp_path):
+    """The seed sweep as a user types it; then, in Chromium, the addresses it printed: the runs
+    table holds one row a cell, each with its output shape in a visible `shape.output` column
+    (no click); Compare shows the shapes too; the figure's address shows grid.png."""
+    result = run_cli("-m", "sweep=seed")
+    assert result.returncode == 0, result.stderr[-2000:]
     children = [r for r in runs_of(client) if "mlflow.parentRunId" in r.data.tags]
-    printed = dict(re.findall(r"^  (runs|compare): +(\S+)", result.stdout, re.M))
+    assert len(children) == 8
+    printed = dict(re.findall(r"^  (runs|compare|figure): +(\S+)", result.stdout, re.M))
 
     with servers.mlflow_server(store_uri, tmp_path / "server") as server:
         with sync_playwright() as playwright:
@@ -38,9 +60,14 @@ def test_the_printed_addresses_open_the_runs_and_their_shapes(run_cli, client, s
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
 
             page.goto(printed["runs"].replace("http://127.0.0.1:5000", server.url))
-            page.get_by_text("Model training", exact=True).first.wait_for(timeout=90_000)
-            page.get_by_text("3 matching runs").wait_for(timeout=90_000)  # the parent, 2 cells
+            page.get_by_text("8 matching runs").wait_for(timeout=90_000)  # the cells alone
+            page.locator("[col-id='tags.`shape.output`']").nth(8).wait_for(timeout=30_000)
+            rows = page.eval_on_selector_all(".ag-row[row-index] [col-id]", ROWS_SCRIPT)
             page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
+            shown = {row["attributes.`Run Name`"].splitlines()[-1]: row["tags.`shape.output`"]
+                     for row in rows}
+            assert shown == SEED_SHAPES
+            assert [name for name in shown] == sorted(SEED_SHAPES)  # by name, as the view says
 
             page.goto(printed["compare"].replace("http://127.0.0.1:5000", server.url))
             for child in children:
@@ -48,7 +75,11 @@ def test_the_printed_addresses_open_the_runs_and_their_shapes(run_cli, client, s
             page.get_by_text("shape.output", exact=True).first.wait_for(timeout=90_000)
             for shape in ("(4, 30, 3)", "(4, 30, 6)", "output (4, 30, 6)"):
                 page.get_by_text(shape, exact=True).first.wait_for(timeout=30_000)
-            page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+
+            page.goto(printed["figure"].replace("http://127.0.0.1:5000", server.url))
+            page.get_by_text("grid.png").first.wait_for(timeout=90_000)
+            page.wait_for_function(  # the picture itself, drawn at its width (over 300 px)
+                "[...document.images].some(image => image.naturalWidth > 300)", timeout=90_000)
+            page.screenshot(path=str(tmp_path / "figure.png"))
             browser.close()
     assert (tmp_path / "runs.png").stat().st_size > 10_000
-    assert (tmp_path / "compare.png").stat().st_size > 10_000

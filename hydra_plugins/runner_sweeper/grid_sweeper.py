@@ -183,12 +183,14 @@ class GridSweeper(Sweeper):
             returns.extend(self.launcher.launch(batch, initial_job_idx=first))
 
     def _print_rows(self, tracking, parent, rows: list) -> None:
+        from runner.plots import sweep_figures
         from runner.report import recorded_lines, summary_text
 
-        print(summary_text(rows, speed=self.config.sort_by.value == "throughput"), flush=True)
+        speed = self.config.sort_by.value == "throughput"
+        print(summary_text(rows, speed=speed), flush=True)
         children = [row["run_id"] for row in rows if row["run_id"]]
-        print("\n".join(recorded_lines(tracking.uri, tracking.experiment, parent, children)),
-              flush=True)
+        print("\n".join(recorded_lines(tracking.uri, tracking.experiment, parent, children,
+                                       list(sweep_figures(rows, speed)))), flush=True)
 
     def _explain(self, arguments: List[str]) -> list:
         """Every cell composed and checked as for a sweep that runs, then each one's table,

@@ -50,9 +50,10 @@ class Tracking:
 
 @dataclass(frozen=True)
 class RunRef:
-    """A run as the UI finds it."""
+    """A run as the UI finds it, and where its store keeps its artifacts."""
     run_id: str
     experiment_id: str
+    artifact_uri: str = ""
 
 
 @dataclass(frozen=True)

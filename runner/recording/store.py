@@ -4,6 +4,7 @@ Made in the recording process only (MLflow is imported there, never in the job's
 
 import fcntl
 import functools
+import json
 import os
 import random
 import time
@@ -50,7 +51,7 @@ class Store:
         self.reap_orphans()
         run = self.client.create_run(self.experiment_id, run_name=name,
                                      tags={**tags, **self.owner_tags})
-        return RunRef(run.info.run_id, self.experiment_id)
+        return RunRef(run.info.run_id, self.experiment_id, run.info.artifact_uri)
 
     @names_the_server
     def start_run(self, name: str, tags: dict, parent_id: Optional[str], start_ms: int) -> RunRef:
@@ -126,10 +127,10 @@ class Store:
         """The parent's summary (table, figures, note) of each job's latest run, then its end;
         returns the rows. `earlier`: a resumed sweep's runs from before it was resumed;
         `sort_by`: the table's order, job or throughput (fastest first)."""
-        from runner.plots import grid_figure, throughput_figure
+        from runner.plots import sweep_figures
         from runner.recording.summary import (child_row, latest_attempts, ordered, table_columns,
                                               unrecorded_row)
-        from runner.report import summary_text
+        from runner.report import SHARED_VIEW_TAG, summary_text, sweep_view
 
         children = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
@@ -150,10 +151,11 @@ class Store:
         text = summary_text(rows, speed)
         self.client.log_text(parent_id, text, "summary.txt")
         self.client.set_tag(parent_id, "mlflow.note.content", f"```\n{text}\n```"[:ERROR_TAG_LIMIT])
-        if rows:
-            self.client.log_figure(parent_id, grid_figure(rows), "grid.png")
-        if speed and any(row["throughput"] != "" for row in rows):
-            self.client.log_figure(parent_id, throughput_figure(rows), "throughput.png")
+        for name, draw in sweep_figures(rows, speed).items():
+            self.client.log_figure(parent_id, draw(rows), name)
+        # The address the sweep prints opens the UI on this view of its children
+        self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_TAG + parent_id,
+                                       json.dumps(sweep_view(parent_id, speed)))
         self.client.set_tag(parent_id, "jobs.total", str(len(rows)))
         self.client.set_tag(parent_id, "jobs.failed", str(len(failed)))
         if failed:

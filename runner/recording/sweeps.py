@@ -52,7 +52,8 @@ class SweepStore(Store):
         if host == self.owner_tags["runner.host"]:
             alive = pid.isdigit() and process_started(int(pid)) == tags.get("runner.pid_started")
         return SweepFound(
-            parent=RunRef(parent_id, self.experiment_id), status=parent.info.status,
+            parent=RunRef(parent_id, self.experiment_id, parent.info.artifact_uri),
+            status=parent.info.status,
             grid=self._grid(parent), owner=f"process {pid or '?'} on {host or '?'}",
             owner_alive=alive,
             attempts={job_number(run): Attempt(run.info.run_id, run.info.status,
