@@ -42,7 +42,7 @@ test: $(VENV)/.installed  ## everything: real servers, launchers, a browser, fau
 compat: $(COMPAT:%=%/.installed)  ## the fast tier on Python 3.12, 3.13 and the lowest declared versions
 	@failed=; for venv in $(COMPAT); do \
 	  echo "== $$venv: $$($$venv/bin/python -c 'import importlib.metadata as m, platform; \
-	    print("Python", platform.python_version(), *(f"{p} {m.version(p)}" for p in \
+	    print(f"Python {platform.python_version()}", *(f"{p} {m.version(p)}" for p in \
 	    ("tensorflow", "keras", "mlflow", "hydra-core", "numpy", "pandas")), sep=", ")')"; \
 	  $(FAST) $$venv/bin/python -m pytest -q -m "not slow" tests || failed="$$failed $$venv"; \
 	done; \
