@@ -1,25 +1,52 @@
 PYTHON ?= python3.11
+PYTHON312 ?= python3.12
+PYTHON313 ?= python3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
+FAST := HYPOTHESIS_PROFILE=check
+# `make compat`: the fast tier in each; the lowest one holds constraints/lowest.txt (Python 3.11)
+COMPAT := .venv-py3.12 .venv-py3.13 .venv-lowest
 
-.PHONY: run check test ui bench
+.PHONY: run check test compat ui bench
 
-# A fresh machine needs only Python 3.11: the venv and the pinned dependencies are made here.
+# A fresh machine needs only Python 3.11: the venv and the dependencies are made here.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# Only what the fast tier needs (the check extra): the newest releases in range on 3.12 and
+# 3.13, the lowest declared ones on 3.11
+.venv-py3.12/.installed: INTERPRETER = $(PYTHON312)
+.venv-py3.13/.installed: INTERPRETER = $(PYTHON313)
+.venv-lowest/.installed: INTERPRETER = $(PYTHON)
+.venv-lowest/.installed: CONSTRAINTS = -c constraints/lowest.txt
+.venv-lowest/.installed: constraints/lowest.txt
+$(COMPAT:%=%/.installed): %/.installed: pyproject.toml
+	$(INTERPRETER) -m venv $*
+	$*/bin/python -m pip install --quiet --upgrade pip
+	$*/bin/python -m pip install --quiet $(CONSTRAINTS) -e '.[check]'
+	touch $@
+
 run: $(VENV)/.installed  ## the notebook's 8 cells as one sweep, recorded in outputs/mlflow.db
 	$(PY) -m runner -m sweep=seed
 
 check: $(VENV)/.installed  ## the fast tier: unit and in-process tests, a few CLI stories (< 90 s)
-	HYPOTHESIS_PROFILE=check $(PY) -m pytest -q -m "not slow" tests
+	$(FAST) $(PY) -m pytest -q -m "not slow" tests
 
 test: $(VENV)/.installed  ## everything: real servers, launchers, a browser, faults
 	$(PY) -m pytest -q tests
+
+compat: $(COMPAT:%=%/.installed)  ## the fast tier on Python 3.12, 3.13 and the lowest declared versions
+	@failed=; for venv in $(COMPAT); do \
+	  echo "== $$venv: $$($$venv/bin/python -c 'import importlib.metadata as m, platform; \
+	    print(f"Python {platform.python_version()}", *(f"{p} {m.version(p)}" for p in \
+	    ("tensorflow", "keras", "mlflow", "hydra-core", "numpy", "pandas")), sep=", ")')"; \
+	  $(FAST) $$venv/bin/python -m pytest -q -m "not slow" tests || failed="$$failed $$venv"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make compat: the fast tier failed in$$failed"; exit 1; fi
 
 bench: $(VENV)/.installed  ## the runner beside bare Keras (about 10 minutes)
 	$(PY) benchmarks/run.py --repeats 3

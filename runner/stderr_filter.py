@@ -27,6 +27,7 @@ NOISE = (
     "rebuild TensorFlow with the appropriate compiler flags",
     "This TensorFlow binary is optimized to use available CPU instructions",
     "only on platforms with AVX-512. Falling back to the default Eigen",  # masks, float16 on this CPU
+    "TF-TRT Warning: Could not find TensorRT",  # TensorFlow 2.16 and 2.17, where TensorRT is not
 )
 # Written where no NVIDIA driver is installed: expected on a CPU machine, a failure on a GPU box
 NO_DRIVER = ("failed call to cuInit",)

@@ -11,6 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hypothesis import HealthCheck, settings
 
+from ci_skips import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 from helpers import CONF, runner_env, store_of
 from runner.schema import register_schema
 
