@@ -22,4 +22,5 @@ def explain_config(cfg: DictConfig, name: str, typed: Sequence[str] = ()) -> Exp
     spec = validate(cfg, typed)
     if spec.refusal is not None:
         return Explained(False, f"{name} -> invalid: {spec.refusal}")
-    return Explained(True, explain_table(f"{spec.label}  [{name}]", spec.expected))
+    return Explained(True, explain_table(f"{spec.label}  [{name}]", spec.expected,
+                                        spec.cost))
