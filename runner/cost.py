@@ -138,6 +138,20 @@ def job_cost(layers: list, plan: StackPlan, config: dict) -> JobCost:
                    activations, predictions * batches, int(reference))
 
 
+def long_job_line(cost: JobCost, data: dict) -> Optional[str]:
+    """The line a job estimated to take long starts with, saying how to make it smaller."""
+    if cost.total_mult_adds <= LONG_MULT_ADDS:
+        return None
+    seconds = cost.total_mult_adds / MEASURED_RATE
+    took = (f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min")
+    timed = " or timing.repeats=0 (no timed calls)" if cost.calls > cost.batches else ""
+    return (f"long job: {human_count(cost.total_mult_adds)} mult-adds over {cost.calls} "
+            f"predictions of data.batch_size={data['batch_size']} x "
+            f"data.timesteps={data['timesteps']}, about {took} at "
+            f"{human_count(MEASURED_RATE)} mult-adds/s on 2 CPU cores; lower data.batch_size or "
+            f"data.timesteps{timed} to make it smaller")
+
+
 def available_bytes() -> Optional[int]:
     """The memory the kernel says a new job may take without swapping (Linux: MemAvailable)."""
     try:

@@ -4,6 +4,7 @@ A signal (SIGTERM, Ctrl-C) during the experiment ends the run KILLED with what w
 process then exits 128 + signal. Creating and ending the run are never cut short."""
 
 import dataclasses
+import sys
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from runner.identity import config_sha256
 from runner.recording.client import recording_process
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
 from runner.result import Failure, JobResult
-from runner.signals import interruptible, signal_received, signals_raise
+from runner.signals import call_while_waiting, interruptible, signal_received, signals_raise
 from runner.validate import JobSpec
 
 
@@ -86,7 +87,7 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
             if identity.parent_id is None:
                 started.result()
             with signals_raise(), tensorflow_logs_read(spec.config["verbose"]):
-                result = run_experiment(spec, artifact_dir)
+                result = call_while_waiting(run_experiment, spec, artifact_dir)
         except BaseException as error:  # the store refused, or a signal before the experiment
             result = _failed(spec, artifact_dir, error)
         interrupted = signal_received()  # raised above, or swallowed by a finaliser
@@ -95,6 +96,8 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
         params = {**identity.choices, **result.params}
         recorded = process.submit(FinishRun(tracking, key, params, result, _now_ms()))
     if interrupted is not None:
+        name = result.label if identity.parent_id is None else identity.name
+        print(result.line_as(name), file=sys.stderr, flush=True)  # `... -> KILLED: Interrupted: ...`
         raise interrupted  # the process exits 128 + signal; its run is ended KILLED
     return JobOutcome(identity, tracking, result, started, recorded)
 
