@@ -22,7 +22,10 @@ def summary_table(rows: list, speed: bool = False) -> str:
     """The multirun's table: one line per job, as stored on the parent run; with `speed`, each
     timed cell's throughput and median call too."""
     timed = speed and any(row.get("throughput", "") != "" for row in rows)
-    header = ["job", "overrides", "output", "expected", "match", "params", "max_abs_err",
+    from runner.cost import human_count
+
+    header = ["job", "overrides", "output", "expected", "match", "params", "mult-adds",
+              "est. MiB", "max_abs_err",
               *(["seq/s", "median s"] if timed else []), "status", "seconds"]
     body = []
     for row in rows:
@@ -37,6 +40,8 @@ def summary_table(rows: list, speed: bool = False) -> str:
             "same" if row["expected"] == row["outputs"] and row["expected"]
             else ", ".join(f"{k} {v}" for k, v in row["expected"].items()) or "-",
             row["shape.match"] or "-", row["param_count"] if row["param_count"] != "" else "-",
+            human_count(row["mult_adds"]) if row.get("mult_adds", "") != "" else "-",
+            f"{row['memory_mb']:.1f}" if row.get("memory_mb", "") != "" else "-",
             f"{err:.1e}" if err != "" else "-", *speed,
             row["status"] + (f" ({row['error']})" if row["error"] else ""), row["seconds"],
         ])
