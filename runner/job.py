@@ -1,7 +1,9 @@
 """One job: its run created, the experiment run where a signal can stop it, its result recorded.
 
-A signal (SIGTERM, Ctrl-C) during the experiment ends the run KILLED with what was known; the
-process then exits 128 + signal. Creating and ending the run are never cut short."""
+A signal (SIGTERM, Ctrl-C) during the experiment ends the run KILLED with what was known, and
+the console says so in one line; the process then exits 128 + signal. The experiment runs in a
+thread of its own while the main thread waits for it, so a signal is acted on at once, even in
+the middle of a long TensorFlow call. Creating and ending the run are never cut short."""
 
 import dataclasses
 import sys

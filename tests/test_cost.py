@@ -178,7 +178,9 @@ def test_a_signal_stops_a_long_prediction_at_once(tmp_path, client, signum, over
     assert said == (f"lstm return_sequences=false -> KILLED: Interrupted: {name} received "
                     f"(exit code {code})\n")
     assert told < 2.0, told
-    assert exited < 10.0, exited  # about 0.5 s measured on a loaded 2-core machine
+    # The exit waits for the recording process to end the run, and for the kernel to free the
+    # job's memory: 0.5 s on 2 cores at load 4, 2.5-8 s at load 8-15 (benchmarks/RESULTS.md).
+    assert exited < 30.0, exited
     print(f"{name}: the line after {told:.2f} s, exit after {exited:.2f} s")
     [run] = runs_of(client)
     assert run.info.status == "KILLED"
