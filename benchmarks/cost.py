@@ -2,14 +2,16 @@
 
     .venv/bin/python benchmarks/cost.py [--smoke]
 
-Runs three sweeps through the CLI into a fresh store (the speed sweep's cells on a CPU, the
-guide models at their own sizes, and cells with large outputs), then prints one markdown row a
-cell: the estimate (`memory.estimate_mb`), the peak resident memory above the job's baseline
+Runs every cell of three grids through the CLI, one process a cell, into a fresh store (the
+speed sweep's cells on a CPU, the guide models at their own sizes, and cells with large outputs):
+in a process of its own each cell starts from the same baseline, where cells of one sweep would
+reuse memory an earlier cell left mapped. Then prints one markdown row a cell: the estimate (`memory.estimate_mb`), the peak resident memory above the job's baseline
 (`memory.peak_rss_mb - memory.baseline_mb`, both measured inside the job), their ratio, the
 mult-adds of one prediction and the rate of the median timed call.
 """
 
 import argparse
+import itertools
 import os
 import statistics
 import subprocess
@@ -29,9 +31,16 @@ SWEEPS = {
 SMOKE = {"speed": ["model=lstm", "model.units=8", "data.batch_size=16", "data.timesteps=20"]}
 
 
-def run_sweep(overrides: list, cwd: str) -> None:
+def cells(overrides: list) -> list:
+    """Every cell of the grid `overrides` describes, as the overrides of one job."""
+    choices = [[f"{key}={value}" for value in values.split(",")]
+               for key, values in (override.split("=", 1) for override in overrides)]
+    return [list(cell) for cell in itertools.product(*choices)]
+
+
+def run_cell(overrides: list, cwd: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HYDRA_"))}
-    subprocess.run([sys.executable, "-m", "runner", "-m", *overrides, "timing.repeats=5"],
+    subprocess.run([sys.executable, "-m", "runner", *overrides, "timing.repeats=5"],
                    cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -40,8 +49,7 @@ def rows(cwd: str) -> list:
 
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd}/outputs/mlflow.db")
     experiment = client.get_experiment_by_name("rnn-shapes")
-    runs = client.search_runs([experiment.experiment_id], max_results=1000,
-                              filter_string="tags.mlflow.parentRunId != ''")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
     table = []
     for run in sorted(runs, key=lambda run: run.info.start_time):
         metrics = run.data.metrics
@@ -49,7 +57,7 @@ def rows(cwd: str) -> list:
             continue
         measured = metrics["memory.peak_rss_mb"] - metrics["memory.baseline_mb"]
         table.append({
-            "cell": run.info.run_name, "estimate_mb": metrics["memory.estimate_mb"],
+            "cell": run.info.run_name.replace(",timing.repeats=5", ""), "estimate_mb": metrics["memory.estimate_mb"],
             "measured_mb": measured, "mult_adds": metrics["model.mult_adds"],
             "rate": metrics.get("throughput.mult_adds_per_second"),
             "median_s": metrics.get("predict.median_seconds")})
@@ -75,7 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cwd:
         for overrides in (SMOKE if args.smoke else SWEEPS).values():
-            run_sweep(overrides, cwd)
+            for cell in cells(overrides):
+                run_cell(cell, cwd)
         table = rows(cwd)
     print(markdown(table))
     ratios = [row["measured_mb"] / row["estimate_mb"] for row in table]
