@@ -110,7 +110,7 @@ def test_a_long_job_is_named_with_how_to_make_it_smaller(make_cfg):
     assert spec.cost.total_mult_adds > LONG_MULT_ADDS
     assert long_job_line(spec.cost, spec.config["data"]) == (
         "long job: 4.4e14 mult-adds over 7 predictions of data.batch_size=20000 x "
-        "data.timesteps=3000, about 6.1 h at 2.0e10 mult-adds/s on 2 CPU cores; lower "
+        "data.timesteps=3000, about 12.3 h at 1.0e10 mult-adds/s on 2 CPU cores; lower "
         "data.batch_size or data.timesteps or timing.repeats=0 (no timed calls) to make it "
         "smaller")
     assert long_job_line(validate(make_cfg()).cost, {}) is None  # the default job
