@@ -44,6 +44,7 @@ class JobCost:
     input_bytes: int  # every batch's inputs, kept for the whole job
     drawn_bytes: int  # one input as NumPy draws it, before the cast to 32 bits
     activation_bytes: int  # every layer's outputs during one prediction
+    recurrent_bytes: int  # TensorFlow's time-major copies inside the recurrent layers
     prediction_bytes: int  # the model's outputs, kept for every batch
     reference_bytes: int  # the NumPy reference's float64 copies of weights, inputs and outputs
 
@@ -61,7 +62,7 @@ class JobCost:
     def memory_bytes(self) -> int:
         """The job's estimated peak: everything it keeps, plus the drawing of one input."""
         return (self.weight_bytes + self.input_bytes + self.drawn_bytes + self.activation_bytes
-                + self.prediction_bytes + self.reference_bytes)
+                + self.recurrent_bytes + self.prediction_bytes + self.reference_bytes)
 
 
 def _elements(shape) -> int:
@@ -110,11 +111,29 @@ def layer_mult_adds(layer: dict, kind: str, reads: tuple, outputs: dict) -> int:
     return 0  # Embedding (a lookup), Masking, Dropout, Lambda: no products
 
 
+def recurrent_copies(layer: dict, kind: str, reads: tuple, compute: int) -> int:
+    """The bytes Keras's TensorFlow loop copies for a recurrent layer, a direction each: its input
+    transposed to time-major and split into steps (two copies of what it reads), and, when it
+    returns every step, the steps' outputs written, stacked and transposed back (three copies).
+    Measured within 10% on the large cells of benchmarks/RESULTS.md."""
+    if kind == "Bidirectional":
+        inner = layer["layer"]
+        return 2 * recurrent_copies(inner, class_name(inner, "layer"), reads, compute)
+    if kind not in ("SimpleRNN", "LSTM", "GRU", "RNN"):
+        return 0
+    copies = 2 * compute * _elements(reads)
+    if layer.get("return_sequences"):
+        cells = layer["cell"] if kind == "RNN" else layer
+        units = (cells[-1] if isinstance(cells, list) else cells)["units"]
+        copies += 3 * compute * _positions(reads) * units
+    return copies
+
+
 def job_cost(layers: list, plan: StackPlan, config: dict) -> JobCost:
     """The cost of the job `config` describes, for the oracle's `plan` at its generated sizes."""
     compute = COMPUTE_BYTES[config["precision"]]
     by_index = {layer.index: layer for layer in plan.layers}
-    costs, activations = [], 0
+    costs, activations, copies = [], 0, 0
     for layer in plan.layers:
         source = layer.source
         reads = (plan.inputs[source] if source in plan.inputs
@@ -122,6 +141,7 @@ def job_cost(layers: list, plan: StackPlan, config: dict) -> JobCost:
         kind = class_name(layers[layer.index], f"model.layers.{layer.index}")
         output_bytes = compute * sum(_elements(shape) for shape in layer.outputs.values())
         activations += output_bytes
+        copies += recurrent_copies(layers[layer.index], kind, reads, compute)
         costs.append(LayerCost(layer.index,
                                layer_mult_adds(layers[layer.index], kind, reads, layer.outputs),
                                WEIGHT_BYTES * layer.param_count, output_bytes))
@@ -136,7 +156,7 @@ def job_cost(layers: list, plan: StackPlan, config: dict) -> JobCost:
         input_elements + activations / compute))
     return JobCost(tuple(costs), calls, batches, WEIGHT_BYTES * plan.param_count, 4 * input_elements
                    * batches, DRAWN_BYTES * max(_elements(s) for s in plan.inputs.values()),
-                   activations, predictions * batches, int(reference))
+                   activations, copies, predictions * batches, int(reference))
 
 
 def long_job_line(cost: JobCost, data: dict) -> Optional[str]:

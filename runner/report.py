@@ -105,7 +105,8 @@ def explain_table(label: str, plan: StackPlan, cost=None) -> str:
             f"memory: about {human_bytes(cost.memory_bytes)} (weights "
             f"{human_bytes(cost.weight_bytes)}, inputs {human_bytes(cost.input_bytes)}, drawing "
             f"them {human_bytes(cost.drawn_bytes)}, layer outputs "
-            f"{human_bytes(cost.activation_bytes)}, predictions kept "
+            f"{human_bytes(cost.activation_bytes)}, recurrent loops' copies "
+            f"{human_bytes(cost.recurrent_bytes)}, predictions kept "
             f"{human_bytes(cost.prediction_bytes)}, NumPy reference "
             f"{human_bytes(cost.reference_bytes)})"]
     return "\n".join([*lines, f"outputs: {outputs}"])

@@ -66,6 +66,18 @@ def test_mult_adds_and_bytes_agree_with_counts_made_by_hand(name, layers, shape,
     assert cost.drawn_bytes == 2 * cost.input_bytes  # float64 before the cast
 
 
+def test_a_recurrent_loop_copies_its_input_twice_and_its_steps_three_times():
+    layers = [_layer("LSTM", units=64, return_sequences=True)]
+    cost = job_cost(layers, plan_stack(layers, (1024, 500, 16)), CONFIG)
+    assert cost.recurrent_bytes == 2 * 4 * 1024 * 500 * 16 + 3 * 4 * 1024 * 500 * 64
+    last_step = [_layer("LSTM", units=64)]
+    assert job_cost(last_step, plan_stack(last_step, (1024, 500, 16)),
+                    CONFIG).recurrent_bytes == 2 * 4 * 1024 * 500 * 16
+    both = [_layer("Bidirectional", layer=_layer("LSTM", units=64, return_sequences=True))]
+    assert job_cost(both, plan_stack(both, (1024, 500, 16)),
+                    CONFIG).recurrent_bytes == 2 * cost.recurrent_bytes
+
+
 def test_mixed_precision_halves_the_outputs_not_the_weights():
     layers = [_layer("LSTM", units=3, return_sequences=True)]
     plan = plan_stack(layers, (B, T, D))
@@ -86,7 +98,7 @@ def test_explain_shows_each_layers_cost_and_the_totals(make_cfg):
     assert re.search(r"Bidirectional\(LSTM\)\s+output \(4, 6\)\s+120\s+11520\s+480 B\s+96 B$",
                      row), row
     assert "total mult-adds: 11520 a prediction, 80640 over the job's 7 predictions" in lines
-    assert any(line.startswith("memory: about 4.1 KiB (weights 480 B, inputs 480 B")
+    assert any(line.startswith("memory: about 6.0 KiB (weights 480 B, inputs 480 B")
                for line in lines)
 
 
@@ -97,9 +109,9 @@ def test_what_cannot_fit_is_refused_in_one_line_naming_the_knob(make_cfg):
     assert human_bytes(spec.cost.drawn_bytes) == "7.3 TiB"  # NumPy's 7.28 TiB MemoryError
     with pytest.raises(ConfigError) as refused:
         _check_fits(spec.cost, spec.config["data"], available=int(22.1 * 2**30))
-    assert str(refused.value) == ("data.batch_size=1000000: needs about 10.9 TiB, 22.1 GiB "
+    assert str(refused.value) == ("data.batch_size=1000000: needs about 18.2 TiB, 22.1 GiB "
                                   "available; lower data.batch_size or data.timesteps")
-    with pytest.raises(ConfigError, match=r"^data.batch_size=1000000: needs about 10.9 TiB, "
+    with pytest.raises(ConfigError, match=r"^data.batch_size=1000000: needs about 18.2 TiB, "
                                           r"[0-9.]+ [GMT]iB available"):
         validate(make_cfg("data.batch_size=1000000", "data.timesteps=10000",
                           "data.features=100"))
@@ -121,7 +133,7 @@ def test_a_job_that_cannot_fit_is_refused_before_any_run(run_cli, tmp_path):
     result = run_cli("data.batch_size=1000000", "data.timesteps=10000", "data.features=100")
     assert result.returncode == 1 and result.stdout == ""
     [line] = result.stderr.splitlines()
-    assert re.fullmatch(r"data.batch_size=1000000: needs about 10.9 TiB, [0-9.]+ [GMT]iB "
+    assert re.fullmatch(r"data.batch_size=1000000: needs about 18.2 TiB, [0-9.]+ [GMT]iB "
                         r"available; lower data.batch_size or data.timesteps", line)
     assert list(tmp_path.iterdir()) == []  # no run, no store, no output folder
 
@@ -133,7 +145,7 @@ def test_a_grid_refuses_the_cells_that_cannot_fit_up_front(run_cli, tmp_path):
     assert result.returncode == 1
     assert "1 of 2 cells are invalid; no job was started" in result.stderr
     assert re.search(r"  data.batch_size=1000000 data.timesteps=10000 data.features=100: "
-                     r"data.batch_size=1000000: needs about 10.9 TiB", result.stderr)
+                     r"data.batch_size=1000000: needs about 18.2 TiB", result.stderr)
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
 
 
