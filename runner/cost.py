@@ -19,8 +19,8 @@ COMPUTE_BYTES = {"float32": 4, "mixed_float16": 2, "mixed_bfloat16": 2}  # outpu
 DRAWN_BYTES = 8  # NumPy draws the inputs in float64 (or int64) before casting them to 32 bits
 REFERENCE_BYTES = 8  # the NumPy reference computes in float64
 # A job whose predictions add up to more mult-adds than this starts with a line saying so. The
-# speed sweep's cells measured 3e9 to 1.7e10 mult-adds/s on 2 CPU cores (benchmarks/RESULTS.md):
-# 1e12 is about 100 s at the rate below, one to five minutes at those; the default job is 8e4.
+# speed sweep's cells measured 8.7e9 to 2.0e10 mult-adds/s on 2 CPU cores (benchmarks/RESULTS.md):
+# 1e12 is about 100 s at the rate below, 50-115 s at those; the default job is 8e4.
 LONG_MULT_ADDS = 10**12
 MEASURED_RATE = 1e10  # mult-adds per second of a recurrent stack on 2 CPU cores (RESULTS.md)
 
