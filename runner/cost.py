@@ -4,7 +4,7 @@ of weights, outputs, inputs and the NumPy reference's copies. Pure Python, like 
 A mult-add is one multiplication added to a sum (a matrix product of (m, k) by (k, n) costs
 m * k * n of them); additions of a bias and elementwise activations are not counted. The
 formulas are those of `layer_mult_adds`; tests/test_cost.py checks them against counts made
-another way, and every run compares the weights' bytes with Keras's own.
+by hand, and every run compares the weights' bytes with Keras's own.
 """
 
 import math
