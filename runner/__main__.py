@@ -56,6 +56,10 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     if cfg.resume is not None and not multirun:  # a sweep's jobs never see it (runner_sweeper)
         _refuse(hydra_cfg, f"resume: only a sweep resumes; add -m: python -m runner -m ... "
                            f"resume={cfg.resume}")
+    from runner.cost import long_job_line
+
+    if spec.cost is not None and (line := long_job_line(spec.cost, spec.config["data"])):
+        print(line, file=sys.stderr, flush=True)  # before anything starts
     from runner.job import RunIdentity, run_job
     from runner.signals import Interrupted
     from runner.recording.requests import PARENT_RUN_ENV

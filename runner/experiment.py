@@ -40,9 +40,14 @@ def planned_result(spec: JobSpec, artifact_dir: Path) -> JobResult:
                 for name, shape in spec.expected.outputs.items()}
     if spec.unused:
         tags["knobs.unused"] = ", ".join(spec.unused)
+    metrics = {}
+    if spec.cost is not None:  # what the oracle estimates, before anything runs
+        metrics = {"model.mult_adds": float(spec.cost.mult_adds),
+                   "model.weights_estimate_bytes": float(spec.cost.weight_bytes),
+                   "memory.estimate_mb": spec.cost.memory_bytes / 2**20}
     return JobResult(label=spec.label, params=flatten(as_recorded(spec.config)),
                      artifact_dir=artifact_dir,
-                     tags=tags, unused=spec.unused)
+                     tags=tags, metrics=metrics, unused=spec.unused)
 
 
 def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
@@ -58,6 +63,7 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     config = spec.config
     fresh_session(spec.seed, config["gpu_memory_growth"], config["precision"])
     memory.reset_peak()
+    baseline_mb = memory.resident_mb()  # what the estimate is compared with lies above it
     on_gpu = memory.reset_gpu_peak()
     batches = make_inputs(spec.expected, config["data"], spec.seed)
     model, built = build_model(spec.layers, spec.plan, spec.name)
@@ -97,14 +103,17 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
         tags["cudnn.used"] = str(cudnn_used(model, batches[0])).lower()  # what happened
     tags["jit.compiled"] = str(bool(model.jit_compile)).lower()
     first_input = next(iter(batches[0].values()))
-    metrics = {"param_count": checks["param_count"],
+    metrics = {**planned.metrics, "param_count": checks["param_count"],
                **speed_metrics(firsts[0], timed, first_input.shape[0], first_input.shape[1]),
                "output.mean": float(np.mean(main)), "output.std": float(np.std(main)),
                "output.abs_max": float(np.max(np.abs(main))),
                "oracle.max_abs_err": checks["oracle.max_abs_err"],
-               "memory.peak_rss_mb": memory.peak_mb(),
+               "memory.peak_rss_mb": memory.peak_mb(), "memory.baseline_mb": baseline_mb,
                "model.weights_bytes": sum(w.nbytes for w in model.get_weights()),
                "process.rss_mb": memory.resident_mb()}
+    if timed and spec.cost is not None:
+        metrics["throughput.mult_adds_per_second"] = (
+            spec.cost.mult_adds / metrics["predict.median_seconds"])
     if on_gpu:
         metrics["memory.gpu_peak_mb"] = memory.gpu_peak_mb()
     pictures = ()
@@ -191,6 +200,10 @@ def check_outputs(spec: JobSpec, model, built: dict, batches: list, predictions:
     if param_count != spec.plan.param_count:
         problems.append(f"param_count: Keras counts {param_count}, the formula {spec.plan.param_count}")
     weights = {index: layer.get_weights() for index, layer in built.items()}
+    weight_bytes = sum(w.nbytes for ws in weights.values() for w in ws)
+    if spec.cost is not None and weight_bytes != spec.cost.weight_bytes:
+        problems.append(f"weights: Keras holds {weight_bytes} bytes, the estimate "
+                        f"{spec.cost.weight_bytes}")
     rows = slice(None) if reference_rows <= 0 else slice(0, reference_rows)
     sample = [{name: array[rows] for name, array in batch.items()} for batch in batches]
     reference = reference_outputs(spec.layers, spec.plan, weights, sample)

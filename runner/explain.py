@@ -23,4 +23,4 @@ def explain_config(cfg: DictConfig, name: str, typed: Sequence[str] = ()) -> Exp
     if spec.refusal is not None:
         return Explained(False, f"{name} -> invalid: {spec.refusal}")
     return Explained(True, explain_table(f"{spec.label}  [{name}]", spec.expected,
-                                         spec.plan))
+                                         spec.plan, spec.cost))

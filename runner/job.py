@@ -1,9 +1,12 @@
 """One job: its run created, the experiment run where a signal can stop it, its result recorded.
 
-A signal (SIGTERM, Ctrl-C) during the experiment ends the run KILLED with what was known; the
-process then exits 128 + signal. Creating and ending the run are never cut short."""
+A signal (SIGTERM, Ctrl-C) during the experiment ends the run KILLED with what was known, and
+the console says so in one line; the process then exits 128 + signal. The experiment runs in a
+thread of its own while the main thread waits for it, so a signal is acted on at once, even in
+the middle of a long TensorFlow call. Creating and ending the run are never cut short."""
 
 import dataclasses
+import sys
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from runner.recording.client import recording_process
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
 from runner.recording.server import RecordsWaiting
 from runner.result import Failure, JobResult
-from runner.signals import interruptible, signal_received, signals_raise
+from runner.signals import call_while_waiting, interruptible, signal_received, signals_raise
 from runner.validate import JobSpec
 
 
@@ -90,7 +93,7 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
             if identity.parent_id is None:
                 started.result()
             with signals_raise(), tensorflow_logs_read(spec.config["verbose"]):
-                result = run_experiment(spec, artifact_dir)
+                result = call_while_waiting(run_experiment, spec, artifact_dir)
         except BaseException as error:  # the store refused, or a signal before the experiment
             result = _failed(spec, artifact_dir, error)
         interrupted = signal_received()  # raised above, or swallowed by a finaliser
@@ -100,6 +103,8 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
         recorded = process.submit(FinishRun(tracking, key, params, result, _now_ms()))
     if interrupted is not None:
         interrupted.run = started
+        name = result.label if identity.parent_id is None else identity.name
+        print(result.line_as(name), file=sys.stderr, flush=True)  # `... -> KILLED: Interrupted: ...`
         raise interrupted  # the process exits 128 + signal; its run is ended KILLED
     return JobOutcome(identity, tracking, result, started, recorded)
 

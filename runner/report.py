@@ -23,7 +23,10 @@ def summary_table(rows: list, speed: bool = False) -> str:
     """The multirun's table: one line per job, as stored on the parent run; with `speed`, each
     timed cell's throughput and median call too."""
     timed = speed and any(row.get("throughput", "") != "" for row in rows)
-    header = ["job", "overrides", "output", "expected", "match", "params", "max_abs_err",
+    from runner.cost import human_count
+
+    header = ["job", "overrides", "output", "expected", "match", "params", "mult-adds",
+              "est. MiB", "max_abs_err",
               *(["seq/s", "median s"] if timed else []), "status", "seconds"]
     body = []
     for row in rows:
@@ -38,6 +41,8 @@ def summary_table(rows: list, speed: bool = False) -> str:
             "same" if row["expected"] == row["outputs"] and row["expected"]
             else ", ".join(f"{k} {v}" for k, v in row["expected"].items()) or "-",
             row["shape.match"] or "-", row["param_count"] if row["param_count"] != "" else "-",
+            human_count(row["mult_adds"]) if row.get("mult_adds", "") != "" else "-",
+            f"{row['memory_mb']:.1f}" if row.get("memory_mb", "") != "" else "-",
             f"{err:.1e}" if err != "" else "-", *speed,
             row["status"] + (f" ({row['error']})" if row["error"] else ""), row["seconds"],
         ])
@@ -65,31 +70,49 @@ def _mean_std(mean, std) -> str:
     return f"{mean:.3g}" + (f" ± {std:.2g}" if std is not None else "")
 
 
-def explain_table(label: str, plan: StackPlan,
-                  declared: Optional[StackPlan] = None) -> str:
+def explain_table(label: str, plan: StackPlan, declared: Optional[StackPlan] = None,
+                  cost=None) -> str:
     """Per layer: what it reads (for a graph), output shapes, which carry a mask, parameter
-    counts; then the model's named outputs, and a line per layer whose symbolic shape in Keras
-    (from `declared`, the plan with Keras's unknown sizes) is not its arrays'."""
+    counts, and with a JobCost its mult-adds and bytes; then the totals, the model's named
+    outputs, and a line per layer whose symbolic shape in Keras (from `declared`, the plan with
+    Keras's unknown sizes) is not its arrays'."""
+    from runner.cost import human_bytes, human_count
+
     graph = len(plan.inputs) > 1 or any(
         layer.initial_state is not None or layer.source != (
             f"model.layers.{layer.index - 1}" if layer.index else next(iter(plan.inputs)))
         for layer in plan.layers)
+    layer_costs = {layer.index: layer for layer in cost.layers} if cost is not None else {}
     rows = []
     for row in describe(plan):
         shapes = ", ".join(f"{k} {format_shape(v)}" + (" masked" if k in row["masked"] else "")
                            for k, v in row["outputs"].items())
         reads = [row["reads"]] if graph else []
-        rows.append([row["index"], row["layer"], *reads, shapes, row["param_count"]])
-    header = ["#", "layer", *(["reads"] if graph else []), "output shape", "params"]
+        costs = []
+        if cost is not None:
+            layer = layer_costs.get(row["index"])
+            costs = ([human_count(layer.mult_adds), human_bytes(layer.weight_bytes),
+                      human_bytes(layer.output_bytes)] if layer is not None
+                     else ["-", "-", human_bytes(cost.input_bytes / len(plan.inputs)
+                                                 / cost.batches)])
+        rows.append([row["index"], row["layer"], *reads, shapes, row["param_count"], *costs])
+    header = ["#", "layer", *(["reads"] if graph else []), "output shape", "params",
+              *(["mult-adds", "weights", "outputs"] if cost is not None else [])]
     outputs = ", ".join(f"{k} {format_shape(v)}" + (" masked" if k in plan.masked else "")
                         for k, v in plan.outputs.items())
-    return "\n".join([
-        label,
-        text_table(header, rows),
-        f"total params: {plan.param_count}",
-        f"outputs: {outputs}",
-        *symbolic_lines(plan, declared or plan),
-    ])
+    lines = [label, text_table(header, rows), f"total params: {plan.param_count}"]
+    if cost is not None:
+        lines += [
+            f"total mult-adds: {human_count(cost.mult_adds)} a prediction, "
+            f"{human_count(cost.total_mult_adds)} over the job's {cost.calls} predictions",
+            f"memory: about {human_bytes(cost.memory_bytes)} (weights "
+            f"{human_bytes(cost.weight_bytes)}, inputs {human_bytes(cost.input_bytes)}, drawing "
+            f"them {human_bytes(cost.drawn_bytes)}, layer outputs "
+            f"{human_bytes(cost.activation_bytes)}, recurrent loops' copies "
+            f"{human_bytes(cost.recurrent_bytes)}, predictions kept "
+            f"{human_bytes(cost.prediction_bytes)}, NumPy reference "
+            f"{human_bytes(cost.reference_bytes)})"]
+    return "\n".join([*lines, f"outputs: {outputs}", *symbolic_lines(plan, declared or plan)])
 
 
 def symbolic_lines(plan: StackPlan, declared: StackPlan) -> list:

@@ -54,7 +54,7 @@ class JobResult:
         """The line, the job named otherwise (a sweep's cell by its overrides)."""
         if self.error is not None:
             first = self.error.line.splitlines()[0] if self.error.line else ""
-            line = f"{name} -> FAILED: {first}"
+            line = f"{name} -> {self.error.status}: {first}"
         else:
             line = f"{name} -> " + ", ".join(
                 f"{output} {tuple(shape)}" for output, shape in self.outputs.items())

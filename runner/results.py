@@ -17,6 +17,7 @@ from runner.schema import RunnerSchema, TrackingSchema
 from runner.vocabulary import spell
 
 METRICS = ("param_count", "oracle.max_abs_err", "output.mean", "output.std", "job.seconds")
+COST_METRICS = ("model.mult_adds", "memory.estimate_mb")  # the oracle's estimates, where recorded
 FORMATS = ("table", "csv", "json", "markdown")
 # `key=value` items of a run's name (Hydra's override_dirname): a value runs to the next `,key=`
 _OVERRIDE = re.compile(r"(?:^|,)([+~]*[\w./-]+)=(.*?)(?=,[+~]*[\w./-]+=|$)")
@@ -31,7 +32,8 @@ def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
     """One row per cell of the sweep (`last`, or a run id of its parent or of one of its jobs),
     each cell's latest run: `job`, the knobs that vary across the cells, typed as the schema
     types them (ints, floats, booleans), `shape.<output>`, `status`, the main metrics (with
-    `predict.median_seconds` and `throughput.sequences_per_second` where cells were timed),
+    `predict.median_seconds` and `throughput.sequences_per_second` where cells were timed;
+    `model.mult_adds` and `memory.estimate_mb` where the runs recorded the oracle's estimates),
     `run_id`.
     `uri`: MLFLOW_TRACKING_URI, else the project's default store under ./outputs."""
     import pandas as pd
@@ -70,7 +72,8 @@ def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
         columns[key] = [run.data.tags.get(key) for run in runs]
     columns["status"] = [run.info.status for run in runs]
     timed = [metric for metric in SPEED_METRICS if any(metric in run.data.metrics for run in runs)]
-    for metric in (*METRICS, *timed):  # the speed metrics where the runs were timed
+    costed = [metric for metric in COST_METRICS if any(metric in run.data.metrics for run in runs)]
+    for metric in (METRICS[0], *costed, *METRICS[1:], *timed):  # speed where the runs were timed
         columns[metric] = [run.data.metrics.get(metric) for run in runs]
     columns["param_count"] = [None if value is None else int(value)
                               for value in columns["param_count"]]

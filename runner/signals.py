@@ -2,6 +2,7 @@
 
 import signal
 import threading
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -77,3 +78,49 @@ def signals_raise():
 def signal_received():
     """The Interrupted for a signal kept since the last call, whether it was raised or not."""
     return _guard.take()
+
+
+def call_while_waiting(function, *args):
+    """`function(*args)` in a daemon thread while the main thread waits for it, so a signal raises
+    Interrupted at once, even while the function is inside one long TensorFlow call (Python runs
+    a handler only in the main thread, between two of its bytecodes). On a signal the thread is
+    left running: being a daemon, it does not hold the process's exit.
+
+    The wait wakes every 0.1 s: a signal delivered to one of TensorFlow's threads does not
+    interrupt the main thread's wait, and the handler runs when the wait returns."""
+    future = Future()
+
+    def work() -> None:
+        try:
+            future.set_result(function(*args))
+        except BaseException as error:  # re-raised in the caller's thread
+            future.set_exception(error)
+
+    threading.Thread(target=work, name="runner-experiment", daemon=True).start()
+    try:
+        while True:
+            try:
+                return future.result(timeout=0.1)
+            except TimeoutError:
+                continue
+    except Interrupted:
+        _yield_cpu()
+        raise
+
+
+def _yield_cpu() -> None:
+    """Lower every other thread of this process to the lowest priority: the call left running
+    keeps TensorFlow's threads busy on every core, and the recording process must end the run
+    KILLED before this process exits (Linux's nice is per thread; elsewhere nothing changes)."""
+    import os
+
+    me = threading.get_native_id()
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != me]
+    except OSError:
+        return
+    for tid in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, 19)
+        except OSError:  # ended meanwhile
+            pass

@@ -12,8 +12,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from runner.errors import ConfigError, StackError, dotted
 from runner.schema import RunnerSchema
-from runner.shapes import StackPlan, plan_model
+from runner.cost import JobCost, available_bytes, human_bytes, job_cost
 from runner.interpolations import keys_needed, keys_read
+from runner.shapes import StackPlan, plan_model
 from runner.vocabulary import ALLOWED_TARGETS, KNOBS, closest_targets, did_you_mean, spell
 
 POSITIVE = ("model.units", "model.batch_size", "data.batch_size", "data.timesteps",
@@ -35,6 +36,7 @@ class JobSpec:
     expected: Optional[StackPlan]  # for the generated inputs: every size known
     refusal: Optional[StackError] = None  # a stack Keras cannot build: the run records why
     unused: tuple = ()  # knobs set on the command line that this stack does not take
+    cost: Optional[JobCost] = None  # mult-adds and memory, from the expected shapes
 
     @property
     def seed(self) -> int:
@@ -188,7 +190,21 @@ def _spec(config: dict, taken: set, typed: set) -> JobSpec:
     except StackError as refusal:
         return JobSpec(model["name"], label, config, layers, inputs, None, None, refusal, unused)
     _check_data_against(expected, layers, data, fixed)
-    return JobSpec(model["name"], label, config, layers, inputs, plan, expected, None, unused)
+    cost = job_cost(layers, expected, config)
+    if config["mode"] == "run":
+        _check_fits(cost, data)
+    return JobSpec(model["name"], label, config, layers, inputs, plan, expected, None, unused,
+                   cost)
+
+
+def _check_fits(cost: JobCost, data: dict, available=None) -> None:
+    """A job whose estimated memory exceeds what the machine has free is refused before any run
+    exists: it would only fail later, in NumPy or TensorFlow, as a FAILED run."""
+    available = available_bytes() if available is None else available
+    if available is not None and cost.memory_bytes > available:
+        raise ConfigError(f"data.batch_size={data['batch_size']}: needs about "
+                          f"{human_bytes(cost.memory_bytes)}, {human_bytes(available)} available; "
+                          "lower data.batch_size or data.timesteps")
 
 
 def _data_shapes(declared: dict, keys: dict, data: dict, typed: set) -> tuple:

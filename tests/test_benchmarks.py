@@ -36,3 +36,13 @@ def test_store_load_on_a_fresh_sqlite_store_loses_and_rewrites_nothing(tmp_path)
     assert orphans == "orphans 2: ended KILLED by a reaper 2"
     assert re.fullmatch(r"writers 8: finished 8, lost 0, rewritten 0, slowest write \d+\.\d s",
                         writers), result.stdout
+
+
+def test_cost_benchmark_smoke_run_prints_the_estimate_beside_the_measurement(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cost.py"), "--smoke"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("| cell | estimate MiB | measured MiB above baseline |")
+    assert lines[2].startswith("| data.batch_size=16,data.timesteps=20,model.units=8,model=lstm |")
+    assert lines[-1].startswith("measured / estimate: min ")

@@ -33,14 +33,15 @@ sys.argv = ["runner", *sys.argv[1:]]
 runpy.run_module("runner", run_name="__main__", alter_sys=True)
 """
 
-# A signal whose Interrupted is raised inside a finaliser (as clear_session()'s gc.collect() runs
-# them) is only printed by Python: the job must still end KILLED, not carry on to FINISHED.
+# A signal whose Interrupted is raised inside a finaliser (as a gc.collect() in the main thread
+# runs them, while the job waits for its experiment) is only printed by Python: the job must still
+# end KILLED, not carry on to FINISHED.
 SWALLOWED = """
 import gc, os, runpy, signal, sys
-import runner.model as model
+import runner.job as job
 
 
-real = model.build_model
+real = job.call_while_waiting
 
 
 class Finaliser:
@@ -50,14 +51,14 @@ class Finaliser:
             pass
 
 
-def build_model(layers, plan, name):
+def call_while_waiting(function, *args):
     cycle = Finaliser()
     cycle.itself = cycle
     del cycle
     gc.collect()
-    return real(layers, plan, name)
+    return real(function, *args)
 
-model.build_model = build_model
+job.call_while_waiting = call_while_waiting
 sys.argv = ["runner", *sys.argv[1:]]
 runpy.run_module("runner", run_name="__main__", alter_sys=True)
 """

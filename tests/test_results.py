@@ -44,7 +44,8 @@ def _sweep(store, tmp_path, cells: list) -> str:
 
 def _metrics(param_count: int, mean: float) -> dict:
     return {"param_count": param_count, "output.mean": mean, "oracle.max_abs_err": 1e-7,
-            "output.std": 0.5, "job.seconds": 0.25}
+            "output.std": 0.5, "job.seconds": 0.25, "model.mult_adds": 120.0 * param_count,
+            "memory.estimate_mb": 0.5}
 
 
 def test_a_seed_sweep_and_a_grid_of_two_knobs_read_back_typed(store, store_uri, tmp_path,
@@ -59,13 +60,15 @@ def test_a_seed_sweep_and_a_grid_of_two_knobs_read_back_typed(store, store_uri, 
         (1, {"model": "lstm", "seed": "1"}, _metrics(60, 0.3), False)])
     frame = sweep_frame(seeds, uri=store_uri)
     assert list(frame.columns) == ["job", "model", "seed", "shape.output", "status",
-                                   "param_count", "oracle.max_abs_err", "output.mean",
+                                   "param_count", "model.mult_adds", "memory.estimate_mb",
+                                   "oracle.max_abs_err", "output.mean",
                                    "output.std", "job.seconds", "run_id"]
     assert [str(frame[c].dtype) for c in ("job", "seed", "param_count", "output.mean")] == [
         "int64", "int64", "int64", "float64"]
     assert frame.job.tolist() == [0, 1, 2, 3] and set(frame.status) == {"FINISHED"}
     assert frame[frame.seed == 1]["output.mean"].tolist() == [0.3, -0.3]  # the latest attempt
     assert frame.sort_values("param_count").model.tolist()[:2] == ["gru", "gru"]
+    assert frame["model.mult_adds"].tolist() == [7200.0, 7200.0, 6480.0, 6480.0]
     # the parent's summary: each cell without its seed, over its seeds
     text = open(client.download_artifacts(seeds, "summary.txt", str(tmp_path / "a"))).read()
     over = text.split("over seeds: mean ± standard deviation of each cell's FINISHED runs\n")[1]

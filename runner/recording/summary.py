@@ -6,7 +6,8 @@ import statistics
 from runner.recording.requests import JobReport
 
 SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "expected.output",
-                   "outputs", "expected", "shape.match", "param_count", "oracle.max_abs_err",
+                   "outputs", "expected", "shape.match", "param_count", "mult_adds", "memory_mb",
+                   "oracle.max_abs_err",
                    "throughput", "median_seconds", "iqr_seconds", "error")
 
 
@@ -25,6 +26,8 @@ def child_row(child) -> dict:
         "expected.output": data.tags.get("expected.output", ""),
         "shape.match": data.tags.get("shape.match", ""),
         "param_count": int(data.metrics["param_count"]) if "param_count" in data.metrics else "",
+        "mult_adds": data.metrics.get("model.mult_adds", ""),
+        "memory_mb": data.metrics.get("memory.estimate_mb", ""),
         "oracle.max_abs_err": data.metrics.get("oracle.max_abs_err", ""),
         "throughput": data.metrics.get("throughput.sequences_per_second", ""),
         "median_seconds": data.metrics.get("predict.median_seconds", ""),
