@@ -12,11 +12,17 @@ def _explain_grid(run_cli, *overrides):
     return run_cli("-m", "mode=explain", *overrides)
 
 
+def _rows(result) -> list:
+    """The explain tables' layer rows, without their cost columns (mult-adds, bytes)."""
+    return [" ".join(line.split()[:-5]) for line in result.stdout.splitlines()
+            if line[:1].isdigit()]
+
+
 def test_a_key_every_file_sets_is_overridden_without_plus(run_cli):
     masked = _explain_grid(run_cli, *EMBEDDINGS, "model.layers.0.mask_zero=true")
     assert (masked.returncode, masked.stderr) == (0, "")
-    assert "0  Embedding  output (4, 30, 64) masked  64000" in masked.stdout
-    assert "1  GRU        output (4, 30, 256) masked  247296" in masked.stdout
+    assert "0 Embedding output (4, 30, 64) masked 64000" in _rows(masked)
+    assert "1 GRU output (4, 30, 256) masked 247296" in _rows(masked)
     assert "[model.layers.0.mask_zero=true,model=guide_gru_simple_rnn]" in masked.stdout
 
     wider = _explain_grid(run_cli, *EMBEDDINGS, "model.layers.0.output_dim=32")
@@ -27,8 +33,8 @@ def test_a_key_every_file_sets_is_overridden_without_plus(run_cli):
     units = _explain_grid(run_cli, "model=bilstm,guide_bidirectional",
                           "model.layers.0.layer.units=7")
     assert units.returncode == 0, units.stderr
-    assert "0  Bidirectional(LSTM)  output (4, 14)    504" in units.stdout
-    assert "0  Bidirectional(LSTM)  output (4, 5, 14)  1008" in units.stdout
+    assert "0 Bidirectional(LSTM) output (4, 14) 504" in _rows(units)
+    assert "0 Bidirectional(LSTM) output (4, 5, 14) 1008" in _rows(units)
 
 
 def test_plus_on_a_key_the_files_set_gets_a_hint_that_works(run_cli):

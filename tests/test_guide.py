@@ -78,7 +78,7 @@ def test_the_encoder_decoder_from_the_command_line(run_cli, client):
     shown = run_cli("model=guide_encoder_decoder", "mode=explain")
     [decoder] = [line.split() for line in shown.stdout.splitlines() if line.startswith("3 ")]
     assert " ".join(decoder) == ("3 LSTM decoder decoder_embedding, states of encoder "
-                                 "output (4, 64) 33024")
+                                 "output (4, 64) 33024 3.9e06 129.0 KiB 1.0 KiB")
     result = run_cli("model=guide_encoder_decoder")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == (
