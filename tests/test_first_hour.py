@@ -21,6 +21,7 @@ def my_models(tmp_path):
     return directory
 
 
+@pytest.mark.slow
 def test_a_stack_of_your_own_from_the_template(run_cli, client, my_models):
     shown = run_cli(f"--config-dir={my_models}", "model=my_stack", "mode=explain")
     assert shown.returncode == 0, shown.stderr

@@ -20,6 +20,7 @@ SEED_TABLE = {
 }
 
 
+@pytest.mark.slow
 def test_seed_sweep_reproduces_the_notebook(run_cli, client, tmp_path):
     result = run_cli("-m", "sweep=seed")
     assert result.returncode == 0, result.stderr

@@ -220,6 +220,7 @@ def refused(tmp_path_factory):
     return results
 
 
+@pytest.mark.slow  # a subprocess a case: the full suite
 @pytest.mark.parametrize("case", list(CORPUS))
 def test_a_hostile_shared_file_is_refused_before_anything_runs(refused, case):
     shared, result, before, after = refused[case]
@@ -228,6 +229,7 @@ def test_a_hostile_shared_file_is_refused_before_anything_runs(refused, case):
     assert after == before
 
 
+@pytest.mark.slow  # a subprocess a case: the full suite
 @pytest.mark.parametrize("flags", [["-cd", "~/from_a_colleague"], ["--config-dir", "{shared}"],
                                    ["--config-dir=~/from_a_colleague", "-m"]])
 def test_every_way_of_typing_the_directory_and_a_grid(user, flags):

@@ -17,6 +17,7 @@ def _run(make_cfg, tmp_path, *overrides):
     return result
 
 
+@pytest.mark.slow
 def test_a_timed_run_records_every_figure(run_cli, client):
     result = run_cli("model=lstm", "model.units=64", "data.batch_size=64", "data.timesteps=100",
                      "timing.repeats=7")
