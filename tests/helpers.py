@@ -13,6 +13,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # A job long enough to be caught mid-way: about 10 s of LSTM on 2 cores
 SLOW = ["model=lstm", "data.timesteps=4000", "data.batch_size=256", "model.units=64"]
+# The notebook's eight cells and the output shape of each
+SEED_TABLE = {
+    "model=simple_rnn,return_sequences=false": "(4, 3)",
+    "model=simple_rnn,return_sequences=true": "(4, 30, 3)",
+    "model=lstm,return_sequences=false": "(4, 3)",
+    "model=lstm,return_sequences=true": "(4, 30, 3)",
+    "model=bilstm,return_sequences=false": "(4, 6)",
+    "model=bilstm,return_sequences=true": "(4, 30, 6)",
+    "model=lambda_lstm,return_sequences=false": "(4, 1)",
+    "model=lambda_lstm,return_sequences=true": "(4, 30, 1)",
+}
 ARTIFACTS = {"config.yaml", "device.json", "model_summary.txt", "predictions.npz", "shapes.json"}
 
 

@@ -6,18 +6,7 @@ import sys
 
 import pytest
 
-from helpers import parent_and_children, run_script, runner_env, runs_of
-
-SEED_TABLE = {
-    "model=simple_rnn,return_sequences=false": "(4, 3)",
-    "model=simple_rnn,return_sequences=true": "(4, 30, 3)",
-    "model=lstm,return_sequences=false": "(4, 3)",
-    "model=lstm,return_sequences=true": "(4, 30, 3)",
-    "model=bilstm,return_sequences=false": "(4, 6)",
-    "model=bilstm,return_sequences=true": "(4, 30, 6)",
-    "model=lambda_lstm,return_sequences=false": "(4, 1)",
-    "model=lambda_lstm,return_sequences=true": "(4, 30, 1)",
-}
+from helpers import SEED_TABLE, parent_and_children, run_script, runner_env, runs_of
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 import servers
-from helpers import runs_of
+from helpers import SEED_TABLE, runs_of
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 try:
@@ -22,16 +22,6 @@ pytestmark = [
 ]
 
 
-SEED_SHAPES = {
-    "model=simple_rnn,return_sequences=false": "(4, 3)",
-    "model=simple_rnn,return_sequences=true": "(4, 30, 3)",
-    "model=lstm,return_sequences=false": "(4, 3)",
-    "model=lstm,return_sequences=true": "(4, 30, 3)",
-    "model=bilstm,return_sequences=false": "(4, 6)",
-    "model=bilstm,return_sequences=true": "(4, 30, 6)",
-    "model=lambda_lstm,return_sequences=false": "(4, 1)",
-    "model=lambda_lstm,return_sequences=true": "(4, 30, 1)",
-}
 # The rendered runs table, one entry a row: its cells' texts by column id (ag-grid's `col-id`)
 ROWS_SCRIPT = """rows => {
     const table = {};
@@ -66,8 +56,8 @@ def test_the_printed_addresses_open_the_shapes(run_cli, client, store_uri, tmp_p
             page.screenshot(path=str(tmp_path / "runs.png"), full_page=True)
             shown = {row["attributes.`Run Name`"].splitlines()[-1]: row["tags.`shape.output`"]
                      for row in rows}
-            assert shown == SEED_SHAPES
-            assert [name for name in shown] == sorted(SEED_SHAPES)  # by name, as the view says
+            assert shown == SEED_TABLE
+            assert [name for name in shown] == sorted(SEED_TABLE)  # by name, as the view says
 
             page.goto(printed["compare"].replace("http://127.0.0.1:5000", server.url))
             for child in children:
