@@ -16,10 +16,11 @@ class Explained:
     text: str  # the oracle's table, or the line that says why the stack cannot be built
 
 
-def explain_config(cfg: DictConfig, name: str, typed: Sequence[str] = ()) -> Explained:
+def explain_config(cfg: DictConfig, name: str, typed: Sequence[str] = (), memo=None) -> Explained:
     """The oracle's table for this config, headed by its label and `name` (its overrides, as
-    `typed`); a value no run could use raises validate()'s ConfigError, one line."""
-    spec = validate(cfg, typed)
+    `typed`); a value no run could use raises validate()'s ConfigError, one line. `memo`: as
+    validate() takes it."""
+    spec = validate(cfg, typed, memo)
     if spec.refusal is not None:
         return Explained(False, f"{name} -> invalid: {spec.refusal}")
     return Explained(True, explain_table(f"{spec.label}  [{name}]", spec.expected,

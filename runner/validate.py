@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from runner.errors import ConfigError, StackError, dotted
 from runner.schema import RunnerSchema
 from runner.cost import JobCost, available_bytes, human_bytes, job_cost
-from runner.interpolations import keys_needed, keys_read
+from runner.interpolations import ProbeMemo, keys_needed, keys_read
 from runner.shapes import StackPlan, plan_model
 from runner.vocabulary import ALLOWED_TARGETS, KNOBS, closest_targets, did_you_mean, spell
 
@@ -61,33 +61,35 @@ def walk(node, key: str = ""):
         yield key, node
 
 
-def validate(cfg: DictConfig, typed: Sequence[str] = ()) -> JobSpec:
+def validate(cfg: DictConfig, typed: Sequence[str] = (),
+             memo: Optional[ProbeMemo] = None) -> JobSpec:
     """The job's spec; ConfigError naming the dotted key and what is allowed when a value is
     unusable. A stack Keras cannot build is not refused here: its run records the reason.
     `typed`: the overrides as the user typed them, so that a knob typed for a stack that does
-    not take it is named even at its default value."""
+    not take it is named even at its default value. `memo`: what the grid's other cells of
+    the same config-group choices taught about which keys the interpolations read."""
     unresolved = OmegaConf.to_container(cfg, resolve=False)
     leaves = list(walk(unresolved))
-    _check_missing(cfg, leaves)
+    _check_missing(cfg, leaves, memo)
     _unknown_keys(cfg, RunnerSchema, "")
     _check_targets(leaves)  # before anything is resolved: an interpolated target is refused too
     config = _resolved(cfg, dict(leaves))
-    _check_ranges(cfg)
+    _check_ranges(config)
     # As Keras's compile takes it, recorded as typed (true, not the str field's 'True')
     config["jit_compile"] = JIT_COMPILE[str(config["jit_compile"]).lower()]
-    taken = keys_read(cfg, KNOBS, under="model")
+    taken = keys_read(cfg, KNOBS, under="model", memo=memo)
     typed_keys = {override.split("=", 1)[0].lstrip("+~") for override in typed}
     return _spec(config, taken, typed_keys)
 
 
-def _check_missing(cfg: DictConfig, leaves: list) -> None:
+def _check_missing(cfg: DictConfig, leaves: list, memo: Optional[ProbeMemo] = None) -> None:
     """Every value left unset (`???`) that the job needs, all at once: a key a stack may leave
     out (`model.units`) is needed only where an interpolation reads it."""
     several = any(key.startswith("model.inputs.") for key, _ in leaves)
     unset = [key for key, value in leaves if value == "???"]
     # An optional key is needed where an interpolation fails while it is unset, and would
     # not with a value (`${oc.select:model.units,3}` does not need it)
-    needed = keys_needed(cfg, [key for key in unset if key in OPTIONAL])
+    needed = keys_needed(cfg, [key for key in unset if key in OPTIONAL], memo)
     missing = [key for key in unset if (key not in OPTIONAL or key in needed)
                and not (key == "model.input_shape" and several)]  # model.inputs instead
     if missing:
@@ -138,31 +140,37 @@ def _unknown_keys(node: DictConfig, schema, prefix: str) -> None:
             _unknown_keys(node[key], field_type, f"{prefix}{key}.")
 
 
-def _check_ranges(cfg: DictConfig) -> None:
+def _check_ranges(config: dict) -> None:
+    """The resolved config's numbers in their ranges (read from the plain dict: OmegaConf's
+    select costs more than the rest of these checks)."""
     for key in POSITIVE:
-        value = OmegaConf.select(cfg, key, throw_on_missing=False)
-        if value is not None and value < 1:
+        section, name = key.split(".")
+        value = config[section].get(name)
+        if value is not None and value != "???" and value < 1:
             raise ConfigError(f"{key}: must be a positive integer, got {value}")
-    if not math.isfinite(cfg.data.scale):
-        raise ConfigError(f"data.scale: must be a finite number, got {cfg.data.scale}")
-    if cfg.seed < 0:
-        raise ConfigError(f"seed: must be a non-negative integer, got {cfg.seed}")
-    if cfg.reference_rows < 0:
+    data = config["data"]
+    if not math.isfinite(data["scale"]):
+        raise ConfigError(f"data.scale: must be a finite number, got {data['scale']}")
+    if config["seed"] < 0:
+        raise ConfigError(f"seed: must be a non-negative integer, got {config['seed']}")
+    if config["reference_rows"] < 0:
         raise ConfigError(f"reference_rows: must be 0 (every row) or a positive integer, "
-                          f"got {cfg.reference_rows}")
-    for key in ("timing.warmup", "timing.repeats"):
-        if OmegaConf.select(cfg, key) < 0:
-            raise ConfigError(f"{key}: must be 0 or a positive integer, got "
-                              f"{OmegaConf.select(cfg, key)}")
-    if str(cfg.jit_compile).lower() not in JIT_COMPILE:
-        raise ConfigError(f"jit_compile: {cfg.jit_compile!r} is not one of auto, true, false")
-    if not cfg.tolerance > 0:
-        raise ConfigError(f"tolerance: must be a positive number, got {cfg.tolerance}")
-    if not 0 <= cfg.data.padding < 1:
+                          f"got {config['reference_rows']}")
+    for name in ("warmup", "repeats"):
+        if config["timing"][name] < 0:
+            raise ConfigError(f"timing.{name}: must be 0 or a positive integer, got "
+                              f"{config['timing'][name]}")
+    if str(config["jit_compile"]).lower() not in JIT_COMPILE:
+        raise ConfigError(f"jit_compile: {config['jit_compile']!r} is not one of auto, true, "
+                          "false")
+    if not config["tolerance"] > 0:
+        raise ConfigError(f"tolerance: must be a positive number, got {config['tolerance']}")
+    if not 0 <= data["padding"] < 1:
         raise ConfigError(f"data.padding: the fraction of each sequence that is padding, in "
-                          f"[0, 1), got {cfg.data.padding}")
-    if not (cfg.tracking.experiment or "").strip():
-        raise ConfigError(f"tracking.experiment: must be a name, got {cfg.tracking.experiment!r}; "
+                          f"[0, 1), got {data['padding']}")
+    experiment = config["tracking"]["experiment"]
+    if not (experiment or "").strip():
+        raise ConfigError(f"tracking.experiment: must be a name, got {experiment!r}; "
                           "e.g. tracking.experiment=rnn-shapes")
 
 

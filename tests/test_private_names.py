@@ -80,34 +80,42 @@ def test_a_job_return_reaches_the_sweeper_as_a_job_report():
                                         "seed=7 -> FAILED: OSError: no space left on device")
 
 
-def test_a_composed_config_is_served_once_with_the_sweeps_environment():
+def test_a_cell_is_served_from_its_base_with_the_sweeps_environment_here_and_in_a_worker():
+    """The launcher's loader composes a cell from the bases the grid was checked with; pickled
+    to a worker (joblib, submitit) it takes them along, and composes nothing with Hydra."""
     import pickle
 
     from hydra import initialize_config_dir
     from hydra.core.config_loader import ConfigLoader
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from omegaconf import OmegaConf
 
-    from hydra_plugins.runner_sweeper.composing import PrecomposedConfigLoader
+    from runner.composition import GridComposer, PrecomposedConfigLoader
+
+    class NoComposing:  # Hydra's loader, in a worker that must not compose
+        def __getattr__(self, name):
+            raise AssertionError(f"Hydra's loader asked for {name}")
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         loader = GlobalHydra.instance().config_loader()
         master = loader.load_configuration("config", ["hydra.mode=MULTIRUN"], RunMode.MULTIRUN)
-        HydraConfig.instance().set_config(master)
-        cell = ("model=gru",)
-        composed = loader.load_sweep_config(master, list(cell))
-        HydraConfig.instance().set_config(composed)  # locks its hydra node, as the check does
+        cell = ["model=gru", "seed=3"]
+        hydras = loader.load_sweep_config(master, cell)
+        composer = GridComposer(loader, master)
+        composer.compose(["model=gru", "seed=1"])  # the grid's check composed the base
         served = PrecomposedConfigLoader(loader)
         assert isinstance(served, ConfigLoader)
         assert served.get_group_options("model") == loader.get_group_options("model")
-        served.serve({cell: composed}, {"RUNNER_X": "1"})
-        config = served.load_sweep_config(master, list(cell))
-        assert config is composed and config.model.name == "gru"
+        served.serve(composer, {"RUNNER_X": "1"})
+        config = served.load_sweep_config(master, cell)
+        assert config.model.name == "gru" and config.seed == 3
         assert config.hydra.job.env_set.RUNNER_X == "1"
-        again = served.load_sweep_config(master, list(cell))  # composed afresh the second time
-        assert again is not composed and again.model.name == "gru"
-        assert type(pickle.loads(pickle.dumps(served))) is type(loader)  # to a worker: Hydra's
+        assert config.hydra.job.override_dirname == hydras.hydra.job.override_dirname
+        worker = pickle.loads(pickle.dumps(served))
+        worker.loader = worker.composer.loader = NoComposing()
+        again = worker.load_sweep_config(master, cell)
+        assert OmegaConf.to_yaml(again) == OmegaConf.to_yaml(config)
 
 
 def test_the_package_ships_its_configs_as_runner_conf():

@@ -1,10 +1,10 @@
-"""A grid's cells: every combination of the overrides (`split_arguments`), each composed and
-checked in a child process while this one goes on (`ComposedAside`), and served to the
-launcher as composed (`PrecomposedConfigLoader`).
+"""A grid's cells: every combination of the overrides (`split_arguments`), each composed
+(runner/composition.py: once per combination of config-group choices) and checked in child
+processes while this one goes on (`ComposedAside`, `CellChecker`).
 
-The child is forked before TensorFlow is imported here, so it shares Hydra's state as it is
-(config loader, search path, the sweep's config) and imports nothing; it sends back each cell's
-composed config and what `check` returned of it, or why it is invalid, and exits."""
+The children are forked before TensorFlow is imported here, so they share Hydra's state as it
+is (config loader, search path, the sweep's config) and import nothing; each sends back its
+cells' checks, or why they are invalid, and exits."""
 
 import itertools
 import os
@@ -12,25 +12,115 @@ import pickle
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from hydra.core.config_loader import ConfigLoader
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.object_type import ObjectType
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, read_write
 
+from runner.composition import GridComposer
 from runner.errors import ConfigError
+from runner.interpolations import HYDRA_PER_CELL, ProbeMemo, hydra_reads, related, value_at
 from runner.refusals import one_line, unknown_option
 
+# Cells a child process checks at least: below twice this, one child checks the whole grid
+CELLS_A_CHILD = 200
 
-def compose_and_check(loader, master_config, cell: Sequence[str], check: Callable) -> tuple:
-    """One cell's job config, composed as the launcher would, and what `check` returns of it
-    (the job's config as the job sees it, without `hydra`)."""
-    config = loader.load_sweep_config(master_config=master_config, sweep_overrides=list(cell))
-    refusal = unknown_option(config.hydra.runtime.choices, loader)  # `sweep=sed,seed`
-    if refusal is not None:
-        raise ConfigError(refusal)
-    HydraConfig.instance().set_config(config)  # `${hydra:...}` resolves as in the job
-    return config, check(OmegaConf.masked_copy(config, [key for key in config if key != "hydra"]))
+
+class CellChecker:
+    """Each cell composed as its job will find it (its config without `hydra`, and Hydra's
+    config as `${hydra:...}` reads it), and what `check(job, memo)` returns of it.
+
+    A cell is composed from its base without its `hydra` node (GridComposer.compose_job);
+    `${hydra:...}` reads its base's Hydra config, set once, with the two values Hydra writes
+    for each cell. That is exact wherever the paths read hold plain values, as
+    `${hydra:runtime.cwd}` does; where one holds an interpolation (it may read the cell's
+    keys), the cell is checked again on its whole config, as are the base's later cells.
+    `check` gets a ProbeMemo (runner/interpolations.py) kept for each base."""
+
+    def __init__(self, composer: GridComposer, check: Callable) -> None:
+        self.composer, self.check = composer, check
+        self._hydra: Dict[tuple, Any] = {}  # base -> Hydra's config of it (HydraConfig's own)
+        self._written: Dict[tuple, dict] = {}  # base -> its hydra node as written
+        self._memos: Dict[tuple, ProbeMemo] = {}
+        self._whole: set = set()  # bases whose cells are checked on their whole config
+
+    def outcome(self, cell: Sequence[str]) -> tuple:
+        """(cell, checked, None, alone) or (cell, None, why it is invalid, alone); `alone`:
+        why Hydra composed the cell alone, or None."""
+        alone = None
+        try:
+            checked, alone = self._checked(cell)
+            return cell, checked, None, alone
+        except Exception as error:  # every composition or validation error, whatever its kind
+            return cell, None, _reason(error, cell), alone
+
+    def _checked(self, cell: Sequence[str]) -> tuple:
+        split = self.composer.split(cell)
+        if split is None or split[0] in self._whole:
+            return self._checked_whole(cell)
+        groups, varying = split
+        try:
+            job = self.composer.compose_job(cell)
+            hydra = self._hydra_of(groups)
+        except Exception:  # noqa: BLE001 - Hydra composes it alone, and says why if it fails
+            return self._checked_whole(cell)
+        refusal = unknown_option(hydra.hydra.runtime.choices, self.composer.loader)
+        if refusal is not None:  # `sweep=sed,seed`
+            raise ConfigError(refusal)
+        task, dirname = self.composer.written_for(cell, hydra.hydra)
+        with read_write(hydra.hydra):
+            hydra.hydra.overrides.task, hydra.hydra.job.override_dirname = task, dirname
+        HydraConfig.instance().cfg = hydra  # `${hydra:...}` resolves as in the job
+        memo = self._memos.setdefault((groups, varying), ProbeMemo(varying))
+        with hydra_reads() as paths:
+            try:
+                checked, error = self.check(job, memo), None
+            except Exception as raised:  # noqa: BLE001 - raised below, once it is known exact
+                checked, error = None, raised
+        if not all(self._plain(groups, path, task, dirname) for path in paths):
+            self._whole.add(groups)
+            return self._checked_whole(cell)
+        if error is not None:
+            raise error
+        return checked, None
+
+    def _checked_whole(self, cell: Sequence[str]) -> tuple:
+        """The cell on its whole config, HydraConfig set from it, as its job will have it."""
+        config, alone = self.composer.compose(cell)
+        refusal = unknown_option(config.hydra.runtime.choices, self.composer.loader)
+        if refusal is not None:
+            raise ConfigError(refusal)
+        HydraConfig.instance().set_config(config)
+        job = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])
+        return self.check(job, None), alone
+
+    def _hydra_of(self, groups: tuple):
+        """HydraConfig's config for the base of `groups`, made once (set_config copies it)."""
+        hydra = self._hydra.get(groups)
+        if hydra is None:
+            base = pickle.loads(self.composer.base(groups))
+            HydraConfig.instance().set_config(base)
+            hydra = self._hydra[groups] = HydraConfig.instance().cfg
+            self._written[groups] = OmegaConf.to_container(base.hydra, resolve=False)
+        return hydra
+
+    def _plain(self, groups: tuple, path: str, task: list, dirname: str) -> bool:
+        """Whether `${hydra:PATH}` reads plain values only, here as in the cell's own config:
+        the two values written for the cell, or the base's."""
+        path = path.strip(".")
+        if any(related(path, field) for field in HYDRA_PER_CELL) and not (
+                _no_interpolation(task) and _no_interpolation(dirname)):
+            return False
+        if any(path == field or path.startswith(field + ".") for field in HYDRA_PER_CELL):
+            return True
+        written = self._written[groups]
+        return _no_interpolation(value_at(written, path) if path else written)
+
+
+def _no_interpolation(value) -> bool:
+    if isinstance(value, dict):
+        return all(_no_interpolation(child) for child in value.values())
+    if isinstance(value, list):
+        return all(_no_interpolation(child) for child in value)
+    return not (isinstance(value, str) and "${" in value)
 
 
 def _reason(error: Exception, cell: Sequence[str]) -> str:
@@ -42,115 +132,85 @@ def _reason(error: Exception, cell: Sequence[str]) -> str:
     return " ".join(" ".join(reasons).split())
 
 
-def _outcomes(loader, master_config, cells: List[tuple], check: Callable) -> list:
-    """(cell, config, checked, None) or (cell, None, None, why it is invalid), for every cell."""
-    outcomes = []
-    for cell in cells:
-        try:
-            outcomes.append((cell, *compose_and_check(loader, master_config, cell, check), None))
-        except Exception as error:  # every composition or validation error, whatever its kind
-            outcomes.append((cell, None, None, _reason(error, cell)))
-    return outcomes
+def _outcomes(composer: GridComposer, cells: List[tuple], check: Callable) -> list:
+    """(cell, checked, None, alone) or (cell, None, why it is invalid, alone), for every cell;
+    `alone`: why Hydra composed the cell alone, or None."""
+    checker = CellChecker(composer, check)
+    return [checker.outcome(cell) for cell in cells]
 
 
 class ComposedAside:
-    """The grid's outcomes, composed in a forked child (or here, where there is no fork)."""
+    """The grid's outcomes (CellChecker's), composed and checked in forked children (a child
+    for every CELLS_A_CHILD cells, at most one a core), or here, where there is no fork. The
+    children send back the bases they composed, so that this process serves every cell
+    without composing them again."""
 
-    def __init__(self, loader, master_config, cells: List[tuple], check: Callable) -> None:
+    def __init__(self, composer: GridComposer, cells: List[tuple], check: Callable) -> None:
+        self.composer = composer
         self._outcomes = None
         if not hasattr(os, "fork"):
-            self._outcomes = _outcomes(loader, master_config, cells, check)
+            self._outcomes = _outcomes(composer, cells, check)
             return
+        children = max(1, min(len(cells) // CELLS_A_CHILD, len(os.sched_getaffinity(0))))
+        size = -(-len(cells) // children) if cells else 0
         sys.stdout.flush()
         sys.stderr.flush()
-        reading, writing = os.pipe()
-        self._pid = os.fork()
-        if self._pid == 0:  # the child: compose, send, and leave without running any exit hook
-            code = 0
-            try:
-                os.nice(10)  # TensorFlow's import in the parent is the longer road: it goes first
-                os.close(reading)
-                with os.fdopen(writing, "wb") as pipe:
-                    pickle.dump(_outcomes(loader, master_config, cells, check), pipe)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(writing)
-        self._pipe = os.fdopen(reading, "rb")
+        self._children = []
+        for share in ([cells[i:i + size] for i in range(0, len(cells), size)] or [[]]):
+            reading, writing = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # a child: compose, send, and leave without running any exit hook
+                code = 0
+                try:
+                    os.nice(10)  # TensorFlow's import in the parent is the longer road: it goes first
+                    os.close(reading)
+                    outcomes = _outcomes(composer, share, check)
+                    with os.fdopen(writing, "wb") as pipe:
+                        pickle.dump((outcomes, composer.bases), pipe)
+                except BaseException:
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(writing)
+            self._children.append((pid, os.fdopen(reading, "rb")))
 
     def result(self) -> list:
-        """(cell, config, checked, None) or (cell, None, None, reason) for every cell, in grid
-        order."""
+        """(cell, checked, None, alone) or (cell, None, reason, alone) for every cell, in grid
+        order; `alone`: why Hydra composed that cell alone, or None."""
         if self._outcomes is None:
+            outcomes = []
             try:
-                self._outcomes = pickle.load(self._pipe)
-            except (EOFError, pickle.UnpicklingError) as error:
-                raise RuntimeError("the process composing the grid ended without an answer") \
-                    from error
+                for _, pipe in self._children:
+                    try:
+                        share, bases = pickle.load(pipe)
+                    except (EOFError, pickle.UnpicklingError) as error:
+                        raise RuntimeError("a process composing the grid ended without an "
+                                           "answer") from error
+                    outcomes += share
+                    for groups, base in bases.items():
+                        self.composer.bases.setdefault(groups, base)
             finally:
-                self._pipe.close()
-                os.waitpid(self._pid, 0)
+                for pid, pipe in self._children:
+                    pipe.close()
+                    os.waitpid(pid, 0)
+            self._outcomes = outcomes
         return self._outcomes
 
 
-class PrecomposedConfigLoader(ConfigLoader):
-    """Hydra's config loader as the sweeper hands it to its launcher: a cell composed and
-    checked before the sweep began is served as it was (composing it again costs about 75 ms),
-    with the sweep's environment; anything else is asked of Hydra's own loader. Pickled to a
-    worker process, it is Hydra's loader again."""
-
-    def __init__(self, loader: ConfigLoader) -> None:
-        self.loader = loader
-        self.composed: dict = {}  # cell (its overrides, a tuple) -> its config, served once
-        self.env: dict = {}  # what every job finds in its environment (`hydra.job.env_set`)
-
-    def serve(self, composed: dict, env: dict) -> None:
-        self.composed, self.env = dict(composed), dict(env)
-
-    def load_sweep_config(self, master_config: DictConfig,
-                          sweep_overrides: List[str]) -> DictConfig:
-        config = self.composed.pop(tuple(sweep_overrides), None)
-        if config is None:
-            return self.loader.load_sweep_config(master_config, sweep_overrides)
-        OmegaConf.set_readonly(config.hydra, None)  # as composed: HydraConfig had locked it
-        with open_dict(config.hydra):
-            config.hydra.overrides.hydra = list(master_config.hydra.overrides.hydra)
-            config.hydra.job.env_set.update(self.env)
-        OmegaConf.copy_cache(from_config=master_config, to_config=config)  # ${now:} as the sweep's
-        return config
-
-    def load_configuration(self, config_name: Optional[str], overrides: List[str],
-                           run_mode: RunMode, from_shell: bool = True,
-                           validate_sweep_overrides: bool = True) -> DictConfig:
-        return self.loader.load_configuration(config_name, overrides, run_mode, from_shell,
-                                              validate_sweep_overrides)
-
-    def get_search_path(self):
-        return self.loader.get_search_path()
-
-    def get_sources(self):
-        return self.loader.get_sources()
-
-    def list_groups(self, parent_name: str) -> List[str]:
-        return self.loader.list_groups(parent_name)
-
-    def get_group_options(self, group_name: str,
-                          results_filter: Optional[ObjectType] = ObjectType.CONFIG,
-                          config_name: Optional[str] = None,
-                          overrides: Optional[List[str]] = None) -> List[str]:
-        return self.loader.get_group_options(group_name, results_filter, config_name, overrides)
-
-    def compute_defaults_list(self, config_name: Optional[str], overrides: List[str],
-                              run_mode: RunMode) -> Any:
-        return self.loader.compute_defaults_list(config_name, overrides, run_mode)
-
-    def __reduce__(self):
-        return _hydras_loader, (self.loader,)
-
-
-def _hydras_loader(loader: ConfigLoader) -> ConfigLoader:
-    return loader
+def composed_alone(outcomes: list) -> list:
+    """`grid: ...` lines for verbose=true: how many cells Hydra composed alone, and why."""
+    alone = [(cell, why) for cell, _, _, why in outcomes if why]
+    if not alone:
+        return []
+    lines = [f"grid: {len(outcomes) - len(alone)} of {len(outcomes)} cells composed from their "
+             f"config-group choices' config; {len(alone)} by Hydra alone:"]
+    reasons: Dict[str, list] = {}
+    for cell, why in alone:
+        reasons.setdefault(why, []).append(" ".join(cell))
+    for why, named in reasons.items():
+        more = f" and {len(named) - 1} more" if len(named) > 1 else ""
+        lines.append(f"  {named[0]}{more}: {why}")
+    return lines
 
 
 def split_arguments(overrides: list, max_batch_size: Optional[int]) -> List[List[tuple]]:

@@ -18,9 +18,10 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext
 from omegaconf import OmegaConf, open_dict, read_write
 
-from hydra_plugins.runner_sweeper.composing import (ComposedAside, PrecomposedConfigLoader,
+from hydra_plugins.runner_sweeper.composing import (ComposedAside, composed_alone,
                                                      split_arguments)
 from hydra_plugins.runner_sweeper.tasks import SweepTask, job_report
+from runner.composition import GridComposer, PrecomposedConfigLoader
 from runner.errors import ConfigError
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
 from runner.identity import (cell_key, config_sha256, grid_sha256, is_resume, job_name,
@@ -84,8 +85,8 @@ class GridSweeper(Sweeper):
             resume, cells = split_resume(self._cells(arguments))
         except (ResumeRefused, ConfigError) as refusal:
             _refuse(str(refusal))
-        loader = self.hydra_context.config_loader
-        checking = ComposedAside(loader, self.config, cells, _config_digest)  # before any thread
+        composer = GridComposer(self.hydra_context.config_loader, self.config)
+        checking = ComposedAside(composer, cells, _config_digest)  # before any thread
         from runner.recording.client import recording_process
         from runner.recording.requests import FindSweep, Tracking
 
@@ -99,12 +100,13 @@ class GridSweeper(Sweeper):
         elif self._jobs_run_here():
             starting = _start_tensorflow_aside(self.config.verbose)  # and TensorFlow's, here
         outcomes = checking.result()
+        self._say_composed_alone(outcomes)
         _refuse_invalid_cells(outcomes)
         with _refused_before_any_job():
             if finding is None:
                 parent, plan, earlier = self._create_parent(tracking, grid), Plan.whole(cells), ()
             else:
-                digests = {cell_key(cell): digest for cell, _, digest, _ in outcomes}
+                digests = {cell_key(cell): digest for cell, digest, _, _ in outcomes}
                 found = finding.result()
                 plan = plan_resume(found, cells, digests, tracking.experiment, resume)
                 if not plan.run and found.status == "FINISHED":
@@ -116,7 +118,8 @@ class GridSweeper(Sweeper):
                 starting = self._reopen(tracking, found, plan)
         parent_id = parent.run_id
         env = _hand_to_jobs(self.config, parent_id, tracking.uri)
-        self.loader.serve({cell: config for cell, config, _, _ in outcomes}, env)
+        self.loader.serve(composer, env)
+        del outcomes  # a cell's config is composed again for its job, from its base: no memory kept
         if starting is not None:
             starting.join()  # its start-up lines are read before the first job writes any
         sweep_dir = Path(self.config.hydra.sweep.dir)
@@ -199,12 +202,13 @@ class GridSweeper(Sweeper):
             cells = self._cells(arguments)
         except ConfigError as refusal:
             _refuse(str(refusal))
-        outcomes = ComposedAside(self.hydra_context.config_loader, self.config, cells,
-                                 _explained).result()
+        composer = GridComposer(self.hydra_context.config_loader, self.config)
+        outcomes = ComposedAside(composer, cells, _explained).result()
+        self._say_composed_alone(outcomes)
         _refuse_invalid_cells(outcomes)
-        for _, _, explained, _ in outcomes:
+        for _, explained, _, _ in outcomes:
             print(explained.text, flush=True)
-        unbuilt = sum(not explained.ok for _, _, explained, _ in outcomes)
+        unbuilt = sum(not explained.ok for _, explained, _, _ in outcomes)
         if unbuilt:
             print(f"{unbuilt} of {len(cells)} cells cannot be built", file=sys.stderr)
             sys.exit(1)
@@ -247,6 +251,12 @@ class GridSweeper(Sweeper):
                   file=sys.stderr)
             sys.exit(1)
 
+    def _say_composed_alone(self, outcomes: list) -> None:
+        """With verbose=true, the cells Hydra composed alone, and why (a line a reason)."""
+        if self.config.verbose:
+            for line in composed_alone(outcomes):
+                print(line, file=sys.stderr, flush=True)
+
     def _jobs_run_here(self) -> bool:
         """Whether the configured launcher runs the jobs in this very process: Hydra's basic
         launcher, chosen as `hydra/launcher=basic` (the default)."""
@@ -268,23 +278,23 @@ def _resume_command(parent_id: str) -> str:
     return shlex.join(["python", "-m", "runner", *args, f"resume={parent_id}"])
 
 
-def _config_digest(config) -> str:
+def _config_digest(config, memo=None) -> str:
     """A cell's job config checked, and its digest as its run's `config.sha256` will be."""
-    return config_sha256(validate(config, HydraConfig.get().overrides.task).config)
+    return config_sha256(validate(config, HydraConfig.get().overrides.task, memo).config)
 
 
-def _explained(config):
+def _explained(config, memo=None):
     """A cell's table, or why Keras cannot build its stack, named as its job would be."""
     from runner.explain import explain_config
 
     hydra_cfg = HydraConfig.get()
-    return explain_config(config, job_name(hydra_cfg.job), hydra_cfg.overrides.task)
+    return explain_config(config, job_name(hydra_cfg.job), hydra_cfg.overrides.task, memo)
 
 
 def _refuse_invalid_cells(outcomes: list) -> None:
     """Every invalid cell, a line each, exit code 1; nothing when every cell is valid."""
     failures = [f"  {' '.join(spell_overrides(unescaped(o)) for o in cell)}: {reason}"
-                for cell, _, _, reason in outcomes if reason]
+                for cell, _, reason, _ in outcomes if reason]
     if failures:
         _refuse(f"{len(failures)} of {len(outcomes)} cells are invalid; no job was started:\n"
                 + "\n".join(failures))
