@@ -116,16 +116,51 @@ FONT_SIZE = 9
 PAD = 8  # pixels between a text and the edge of its cell
 
 
+# Past this many cells, grid.png puts a square for each pair of values of two knobs, each
+# square summing up the cells that share them (`grid_figure`); a knob with more values than
+# AXIS_VALUES is not put on an axis
+LEGIBLE_CELLS = 64
+AXIS_VALUES = 24
+
+
+def _axes_of_big(rows: list, keys: list) -> tuple:
+    """The two knobs a big sweep's grid is drawn over: the first two typed with at most
+    AXIS_VALUES values (the first one only, or the first of all, where there are fewer)."""
+    def count(key):
+        return len({override_pairs(row["overrides"]).get(key) for row in rows})
+
+    fitting = [key for key in keys if count(key) <= AXIS_VALUES] or keys[:1]
+    return fitting[:1], fitting[1:2]
+
+
+def _square_lines(members: list) -> list:
+    """What a square of a big sweep's grid says of its cells: their output shapes (the most
+    common first, two at most), how many finished, how many cells."""
+    shapes = {}
+    for row in members:
+        shape = row.get("shape.output") or "-"
+        shapes[shape] = shapes.get(shape, 0) + 1
+    ranked = sorted(shapes, key=lambda shape: -shapes[shape])
+    lines = ranked[:2] + ([f"+{len(ranked) - 2} more shapes"] if len(ranked) > 2 else [])
+    finished = sum(row["status"] == "FINISHED" for row in members)
+    lines.append(f"{len(members)} cells" if finished == len(members)
+                 else f"{finished} of {len(members)} FINISHED")
+    return lines
+
+
 def grid_figure(rows: list):
     """Every cell of a sweep at the crossing of its overrides, annotated with its output
     shapes and coloured by status: the keys that vary split between the side and the top, each
-    column as wide as its widest text, so that no text overlaps another or leaves the canvas."""
+    column as wide as its widest text, so that no text overlaps another or leaves the canvas.
+    Past LEGIBLE_CELLS cells, a square for each pair of values of two knobs instead, saying
+    its cells' shapes and how many finished, coloured by whether all, some or none did."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     keys = varying_keys(rows)
-    down, across = _split_keys(rows, keys)
+    big = len(rows) > LEGIBLE_CELLS
+    down, across = _axes_of_big(rows, keys) if big else _split_keys(rows, keys)
     cells = {}
     for row in rows:
         pairs = override_pairs(row["overrides"])
@@ -143,12 +178,15 @@ def grid_figure(rows: list):
         box = artist.get_window_extent(renderer)
         return artist, box.width, box.height
 
-    title = text("output shape of every cell", fontsize=FONT_SIZE + 2)
+    within = [key for key in keys if key not in down + across]
+    title = text(f"output shapes of {len(rows)} cells over {' and '.join(down + across)}"
+                 + (f" ({', '.join(within)} vary within each square)" if within else "")
+                 if big else "output shape of every cell", fontsize=FONT_SIZE + 2)
     side_labels = {side: text(side, ha="right") for side in sides}
     top_labels = {top: text(top) for top in tops if top}
-    shapes = {(side, top): text("\n".join(line for row in cells[side][top]
-                                          for line in _shape_lines(row)), gid="shape")
-              for side in sides for top in cells[side]}
+    shapes = {(side, top): text("\n".join(_square_lines(cells[side][top]) if big else [
+        line for row in cells[side][top] for line in _shape_lines(row)]), gid="shape")
+        for side in sides for top in cells[side]}
     # Column and row sizes in pixels, from the texts they hold
     side_width = max(width for _, width, _ in side_labels.values()) + 2 * PAD
     widths = [max([top_labels[top][1] if top else 0]
@@ -178,8 +216,12 @@ def grid_figure(rows: list):
             if top not in cells[side]:
                 continue
             statuses = {row["status"] for row in cells[side][top]}
-            colour = STATUS_COLOURS.get(statuses.pop() if len(statuses) == 1 else "FAILED",
-                                        "#f8d0d0")
+            if len(statuses) == 1:
+                colour = STATUS_COLOURS.get(statuses.pop(), "#f8d0d0")
+            elif big and "FINISHED" in statuses:  # a square where some cells finished
+                colour = STATUS_COLOURS["KILLED"]
+            else:
+                colour = STATUS_COLOURS["FAILED"]
             figure.patches.append(Rectangle(
                 ((left[column] + 2) / width, 1 - (y + row_height - 2) / height),
                 (widths[column] - 4) / width, (row_height - 4) / height, color=colour,
@@ -205,16 +247,23 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if value >= 1 else f"{value:g}"
 
 
+FASTEST_SHOWN, SLOWEST_SHOWN = 30, 10  # a big sweep's throughput.png: its ends, a row each
+
+
 def throughput_figure(rows: list):
     """Every timed cell side by side, fastest first: sequences per second at the median call,
     the bar spanning the quartiles of the timed calls, on a log axis. Each cell is named by
-    the overrides that vary; the left margin is as wide as the longest name."""
+    the overrides that vary; the left margin is as wide as the longest name. Past
+    FASTEST_SHOWN + SLOWEST_SHOWN timed cells, the fastest and the slowest of them."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullFormatter
 
     timed = sorted((r for r in rows if r.get("throughput", "") != ""),
                    key=lambda r: -r["throughput"])
+    every = len(timed)
+    if every > FASTEST_SHOWN + SLOWEST_SHOWN:
+        timed = timed[:FASTEST_SHOWN] + timed[-SLOWEST_SHOWN:]
     keys = varying_keys(timed)
     names = [",".join(f"{key}={override_pairs(r['overrides']).get(key, '(unset)')}"
                       for key in keys) or r["overrides"] for r in timed]
@@ -251,5 +300,7 @@ def throughput_figure(rows: list):
     axes.set_xlabel("sequences per second: the dot at the median call,\n"
                     "the bar across the quartiles of the timed calls", fontsize=9)
     axes.grid(axis="x", which="both", alpha=0.3)
-    axes.set_title("throughput of every cell, fastest first", fontsize=10)
+    axes.set_title("throughput of every cell, fastest first" if every == len(timed) else
+                   f"throughput of the {FASTEST_SHOWN} fastest and the {SLOWEST_SHOWN} slowest "
+                   f"of {every} cells", fontsize=10)
     return figure

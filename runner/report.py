@@ -49,6 +49,24 @@ def summary_table(rows: list, speed: bool = False) -> str:
     return text_table(header, body)
 
 
+# Past this many cells a sweep reads as one live progress line on a terminal and a summary
+# grouped by the knobs that vary (`grouped_summary`); its whole table is in the parent's
+# summary.txt and `python -m runner.results`
+BIG_SWEEP = 40
+# MLflow's compare page puts every run in a column of its own: past this many it is a
+# scroll, not a comparison (and its charts slow down past a hundred); the runs table
+# filtered to the sweep is the view then
+COMPARE_LIMIT = 20
+VALUES_SHOWN = 6  # a knob's values in a big sweep's summary, each a row; the rest counted
+CELLS_NAMED = 5  # the failed, slowest and fastest cells a big sweep's summary names
+
+
+def sweep_summary(rows: list, speed: bool = False) -> str:
+    """What a person reads of a sweep: its table (`summary_text`), or past BIG_SWEEP cells its
+    summary grouped by knob (`grouped_summary`)."""
+    return grouped_summary(rows, speed) if len(rows) > BIG_SWEEP else summary_text(rows, speed)
+
+
 def summary_text(rows: list, speed: bool = False) -> str:
     """The sweep's table; when its seeds vary, then each cell's metrics over its seeds."""
     from runner.recording.summary import over_seeds, seed_metrics
@@ -62,6 +80,63 @@ def summary_text(rows: list, speed: bool = False) -> str:
     return "\n".join([summary_table(rows, speed), "",
                       "over seeds: mean ± standard deviation of each cell's FINISHED runs",
                       text_table(["cell", "seeds", *metrics], body)])
+
+
+def grouped_summary(rows: list, speed: bool = False) -> str:
+    """A big sweep in a screen: its cells by status and seconds; for each knob that varies,
+    each of its values' cells by status and their median, fastest and slowest seconds (and
+    throughput, with `speed`); then the failed cells by name, the slowest and the fastest."""
+    import statistics
+
+    from runner.plots import override_pairs, varying_keys
+
+    statuses = [status for status in ("FINISHED", "FAILED", "KILLED")
+                if any(row["status"] == status for row in rows)]
+    statuses += sorted({row["status"] for row in rows} - set(statuses))
+    timed = speed and any(row.get("throughput", "") != "" for row in rows)
+
+    def figures(members: list) -> list:
+        seconds = [row["seconds"] for row in members if row["seconds"] != ""]
+        counts = [sum(row["status"] == status for row in members) for status in statuses]
+        spans = ([f"{statistics.median(seconds):.2f}", f"{min(seconds):.2f}",
+                  f"{max(seconds):.2f}"] if seconds else ["-", "-", "-"])
+        rates = [row["throughput"] for row in members if row.get("throughput", "") != ""]
+        return [len(members), *counts, *spans,
+                *([f"{statistics.median(rates):.0f}" if rates else "-"] if timed else [])]
+
+    header = ["knob", "cells", *statuses, "median s", "fastest s", "slowest s",
+              *(["median seq/s"] if timed else [])]
+    body = [["every cell", *figures(rows)]]
+    pairs = [override_pairs(row["overrides"]) for row in rows]
+    keys = varying_keys(rows)
+
+    def name(index: int) -> str:  # a cell by the knobs that vary only
+        return ",".join(f"{key}={pairs[index][key]}" for key in keys
+                        if key in pairs[index]) or rows[index]["overrides"]
+
+    for key in keys:
+        values = list(dict.fromkeys(pair.get(key, "(unset)") for pair in pairs))
+        for value in values[:VALUES_SHOWN]:
+            body.append([f"{key}={value}", *figures(
+                [row for row, pair in zip(rows, pairs) if pair.get(key, "(unset)") == value])])
+        if len(values) > VALUES_SHOWN:
+            body.append([f"{key}: {len(values) - VALUES_SHOWN} more values",
+                         *[""] * (len(header) - 1)])
+    total = sum(row["seconds"] for row in rows if row["seconds"] != "")
+    lines = [f"{len(rows)} cells, {total:.1f} s of jobs", text_table(header, body)]
+    failed = [index for index, row in enumerate(rows) if row["status"] != "FINISHED"]
+    for index in failed[:CELLS_NAMED]:
+        row = rows[index]
+        lines.append(f"{row['status']}: {name(index)}"
+                     + (f": {row['error']}" if row.get("error") else ""))
+    if len(failed) > CELLS_NAMED:
+        lines.append(f"... and {len(failed) - CELLS_NAMED} more not FINISHED")
+    ranked = sorted((index for index, row in enumerate(rows) if row["seconds"] != ""),
+                    key=lambda index: rows[index]["seconds"])
+    for word, chosen in (("slowest", ranked[::-1][:2]), ("fastest", ranked[:2])):
+        lines += [f"{word if n == 0 else '':8} {rows[index]['seconds']:.2f} s  {name(index)}"
+                  for n, index in enumerate(chosen)]
+    return "\n".join(lines)
 
 
 def _mean_std(mean, std) -> str:
@@ -128,6 +203,16 @@ def progress_line(done: int, total: int, elapsed: float, line: str) -> str:
     """`[3/8] lstm return_sequences=false -> output (4, 3)   1.2 s, about 2.0 s to go`."""
     eta = elapsed / done * (total - done) if done else 0.0
     return f"[{done}/{total}] {line}   {elapsed:.1f} s, about {eta:.1f} s to go"
+
+
+def live_progress(done: int, failed: int, total: int, elapsed: float, line: str,
+                  width: int) -> str:
+    """A big sweep's one line on a terminal, rewritten as each job completes and cut to the
+    terminal's `width`: `[37/1000] 1 failed   12.3 s, about 320.1 s to go | the last line`."""
+    eta = elapsed / done * (total - done) if done else 0.0
+    failures = f" {failed} failed " if failed else " "
+    text = f"[{done}/{total}]{failures}  {elapsed:.1f} s, about {eta:.1f} s to go | {line}"
+    return text if len(text) <= width else text[:max(width - 3, 0)] + "..."
 
 
 UI_PORT = 5000  # `make ui`, and `python -m runner.ui`, serve the embedded store here
@@ -207,8 +292,10 @@ def artifact_file(run, path: str) -> str:
 def recorded_lines(uri: str, experiment: str, run, children: list = (),
                    figures: list = ()) -> list:
     """Where a run (or a sweep's parent and its `children` run ids) was recorded, and the
-    addresses that open it in the MLflow UI: a sweep's runs table, its comparison, and each of
-    its `figures` (the parent's artifacts), with the file where the store is local."""
+    addresses that open it in the MLflow UI: a sweep's runs table, its comparison (up to
+    COMPARE_LIMIT runs; the runs table is the view past that), and each of its `figures` (the
+    parent's artifacts), with the file where the store is local; for a big sweep, the command
+    that prints its whole table."""
     serve = "" if uri.startswith(("http://", "https://")) else "   (make ui serves it)"
     if not children:
         return [f"recorded: run {run.run_id} in {store_name(uri)}, experiment {experiment}",
@@ -216,8 +303,11 @@ def recorded_lines(uri: str, experiment: str, run, children: list = (),
                 f"{serve}"]
     lines = [f"recorded: sweep {run.run_id} with {len(children)} runs in {store_name(uri)}, "
              f"experiment {experiment}",
-             f"  runs:    {runs_table_url(uri, run.experiment_id, view=run.run_id)}{serve}",
-             f"  compare: {compare_url(uri, run.experiment_id, list(children))}"]
+             f"  runs:    {runs_table_url(uri, run.experiment_id, view=run.run_id)}{serve}"]
+    if len(children) <= COMPARE_LIMIT:
+        lines.append(f"  compare: {compare_url(uri, run.experiment_id, list(children))}")
+    if len(children) > BIG_SWEEP:  # the summary above is grouped: the whole table, here
+        lines.append(f"  table:   python -m runner.results {run.run_id}")
     for figure in figures:
         local = artifact_file(run, figure)
         lines.append(f"  figure:  {artifact_url(uri, run, figure)}"

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf, open_dict, read_write
 
 from hydra_plugins.runner_sweeper.composing import (ComposedAside, composed_alone,
                                                      split_arguments)
-from hydra_plugins.runner_sweeper.tasks import SweepTask, job_report
+from hydra_plugins.runner_sweeper.tasks import SweepTask, job_report, live
 from runner.composition import GridComposer, PrecomposedConfigLoader
 from runner.errors import ConfigError
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
@@ -135,6 +135,8 @@ class GridSweeper(Sweeper):
                 interrupted = error
             finally:
                 interrupted = interrupted or signal_received()
+                if live(self.task.total):
+                    print(flush=True)  # the live progress line stays, as it ended
                 rows = self._close_parent(tracking, parent_id, interrupted, earlier, returns)
         if interrupted is not None:
             from runner.report import stopped_lines
@@ -187,10 +189,10 @@ class GridSweeper(Sweeper):
 
     def _print_rows(self, tracking, parent, rows: list) -> None:
         from runner.plots import sweep_figures
-        from runner.report import recorded_lines, summary_text
+        from runner.report import recorded_lines, sweep_summary
 
         speed = self.config.sort_by.value == "throughput"
-        print(summary_text(rows, speed=speed), flush=True)
+        print(sweep_summary(rows, speed=speed), flush=True)
         children = [row["run_id"] for row in rows if row["run_id"]]
         print("\n".join(recorded_lines(tracking.uri, tracking.experiment, parent, children,
                                        list(sweep_figures(rows, speed)))), flush=True)

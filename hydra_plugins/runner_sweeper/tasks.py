@@ -6,6 +6,8 @@ import contextlib
 import fcntl
 import io
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict
@@ -50,24 +52,44 @@ class SweepTask:
                 report = outcome.report_so_far(cell)
             else:
                 report = outcome.report(name=cell)
-        print(self._progress(report.line), flush=True)
+        self._progress(report)
         return report
 
-    def _progress(self, line: str) -> str:
-        from runner.report import progress_line
+    def _progress(self, report: JobReport) -> None:
+        """The job's line, numbered as jobs complete; in a big sweep on a terminal, the one
+        live line instead, rewritten (a failed job's own line kept above it, for the first
+        few)."""
+        from runner.report import CELLS_NAMED, live_progress, progress_line
 
-        return progress_line(_count_one_more(self.counter), self.total,
-                             time.time() - self.started, line)
+        done, failed = _count_one_more(self.counter, report.ok)
+        elapsed = time.time() - self.started
+        if not live(self.total):
+            print(progress_line(done, self.total, elapsed, report.line), flush=True)
+            return
+        width = shutil.get_terminal_size().columns
+        kept = "" if report.ok or failed > CELLS_NAMED else f"\r\x1b[K{report.line}\n"
+        sys.stdout.write(kept + "\r\x1b[K"
+                         + live_progress(done, failed, self.total, elapsed, report.line, width))
+        sys.stdout.flush()
 
 
-def _count_one_more(counter: Path) -> int:
-    """Jobs completed so far, this one included, counted in a file every worker can reach."""
+def live(total: int) -> bool:
+    """Whether a sweep of `total` cells shows one live progress line: a big one, written to a
+    terminal (to a file or a CI log, a line per cell)."""
+    from runner.report import BIG_SWEEP
+
+    return total > BIG_SWEEP and sys.stdout.isatty()
+
+
+def _count_one_more(counter: Path, ok: bool) -> tuple:
+    """(jobs completed so far, this one included; those that failed), counted in a file every
+    worker can reach: a character a job."""
     with open(counter, "a+") as file:
         fcntl.flock(file, fcntl.LOCK_EX)
         file.seek(0)
-        done = len(file.read()) + 1
-        file.write(".")
-    return done
+        marks = file.read() + ("." if ok else "x")
+        file.write(marks[-1])
+    return len(marks), marks.count("x")
 
 
 def job_report(job: JobReturn) -> JobReport:

@@ -130,7 +130,7 @@ class Store:
         from runner.plots import sweep_figures
         from runner.recording.summary import (child_row, latest_attempts, ordered, table_columns,
                                               unrecorded_row)
-        from runner.report import SHARED_VIEW_TAG, summary_text, sweep_view
+        from runner.report import SHARED_VIEW_TAG, summary_text, sweep_summary, sweep_view
 
         children = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
@@ -150,7 +150,8 @@ class Store:
         speed = sort_by == "throughput"  # a sweep about speed: its figures in table and picture
         text = summary_text(rows, speed)
         self.client.log_text(parent_id, text, "summary.txt")
-        self.client.set_tag(parent_id, "mlflow.note.content", f"```\n{text}\n```"[:ERROR_TAG_LIMIT])
+        note = sweep_summary(rows, speed)  # a big sweep's grouped by knob: it fits
+        self.client.set_tag(parent_id, "mlflow.note.content", f"```\n{note}\n```"[:ERROR_TAG_LIMIT])
         for name, draw in sweep_figures(rows, speed).items():
             self.client.log_figure(parent_id, draw(rows), name)
         # The address the sweep prints opens the UI on this view of its children
