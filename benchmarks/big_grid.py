@@ -129,6 +129,7 @@ def finished_sweep(cells: int, directory: Path, template: dict) -> str:
     from runner.recording.requests import Tracking
     from runner.recording.sweeps import SweepStore
     from runner.schema import register_schema
+    from runner.vocabulary import spell_overrides
 
     register_schema()
     conf = Path(__file__).resolve().parents[1] / "conf"
@@ -152,12 +153,13 @@ def finished_sweep(cells: int, directory: Path, template: dict) -> str:
                                 tuple(cell_key(cell) for cell in cells_))
     client = store.client
     for job, (cell, digest) in enumerate(zip(cells_, digests)):
-        pairs = dict(override.split("=", 1) for override in cell)
+        name = spell_overrides(",".join(sorted(cell)))  # as Hydra's override_dirname
+        pairs = dict(override.split("=", 1) for override in name.split(","))
         run = template[pairs["model"]]
         params = {**run["params"], **{key.lstrip("+"): value for key, value in pairs.items()}}
         tags = {**run["tags"], "job.num": str(job), "config.sha256": digest,
                 "mlflow.parentRunId": parent.run_id}
-        child = client.create_run(store.experiment_id, run_name=",".join(cell), tags=tags)
+        child = client.create_run(store.experiment_id, run_name=name, tags=tags)
         client.log_batch(child.info.run_id,
                          metrics=[Metric(k, v, 0, 0) for k, v in run["metrics"].items()],
                          params=[Param(k, v) for k, v in params.items()])

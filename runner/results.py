@@ -27,6 +27,9 @@ class NoSweep(LookupError):
     """No sweep where the command looked: the message says where."""
 
 
+CELLS_FILE = "cells.json"  # a closed sweep's cell_records, on its parent: read back at once
+
+
 def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
                 experiment: str = TrackingSchema.experiment):
     """One row per cell of the sweep (`last`, or a run id of its parent or of one of its jobs),
@@ -35,11 +38,13 @@ def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
     `predict.median_seconds` and `throughput.sequences_per_second` where cells were timed;
     `model.mult_adds` and `memory.estimate_mb` where the runs recorded the oracle's estimates),
     `run_id`.
-    `uri`: MLFLOW_TRACKING_URI, else the project's default store under ./outputs."""
+    `uri`: MLFLOW_TRACKING_URI, else the project's default store under ./outputs.
+
+    A sweep that ended FINISHED or FAILED is read from the records its parent keeps
+    (CELLS_FILE, written as it closed: one file, where its children's runs are a thousand);
+    any other, or one closed before parents kept them, from its children's runs."""
     import pandas as pd
     from mlflow import MlflowClient
-
-    from runner.recording.summary import SPEED_METRICS, latest_attempts
 
     uri = uri or default_uri()
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
@@ -52,36 +57,94 @@ def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
     if parent is None:
         what = "no sweep" if sweep == "last" else f"no sweep with run {sweep}"
         raise NoSweep(f"results: {what} in experiment {experiment} of {_store(uri)}")
-    children = client.search_runs(
-        [found.experiment_id], max_results=10000,
-        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    runs, _ = latest_attempts(children)
+    records = _kept_records(client, parent)
+    if records is None:
+        from runner.recording.summary import latest_attempts
+
+        children = client.search_runs(
+            [found.experiment_id], max_results=10000,
+            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+        records = cell_records(latest_attempts(children)[0])
+    frame = _frame(pd, records)
+    frame.attrs.update(sweep=parent.info.run_id, name=parent.info.run_name,
+                       status=parent.info.status, knobs=knobs_of(records))
+    return frame
+
+
+def cell_records(runs: list) -> list:
+    """What the results table reads of each run (a cell's latest), as plain data: its id,
+    name, status, job number and shape tags, its main metrics, and its params of the knobs
+    that vary across the cells (typed later, by the schema)."""
+    from runner.recording.summary import SPEED_METRICS
+
     cells = [dict(_OVERRIDE.findall(run.info.run_name or "")) for run in runs]
-    knobs = [key for key in dict.fromkeys(key for cell in cells for key in cell)
-             if len({cell.get(key) for cell in cells}) > 1]
+    knobs = _varying(cells)
+    wanted = (*METRICS, *COST_METRICS, *SPEED_METRICS)
+    return [{"run_id": run.info.run_id, "name": run.info.run_name or "",
+             "status": run.info.status,
+             "tags": {key: value for key, value in run.data.tags.items()
+                      if key == "job.num" or key.startswith("shape.")},
+             "metrics": {key: run.data.metrics[key] for key in wanted
+                         if key in run.data.metrics},
+             "params": {key.lstrip("+~"): run.data.params[key.lstrip("+~")] for key in knobs
+                        if key.lstrip("+~") in run.data.params}} for run in runs]
+
+
+def knobs_of(records: list) -> list:
+    """The knobs that vary across the cells, as their columns are named."""
+    return [key.lstrip("+~") for key in _varying(
+        [dict(_OVERRIDE.findall(record["name"])) for record in records])]
+
+
+def _varying(cells: list) -> list:
+    """The override keys whose values differ between the cells, in the order they come."""
+    return [key for key in dict.fromkeys(key for cell in cells for key in cell)
+            if len({cell.get(key) for cell in cells}) > 1]
+
+
+def _kept_records(client, parent) -> Optional[list]:
+    """The parent's CELLS_FILE, if it closed FINISHED or FAILED with one; else None."""
+    import json
+    import tempfile
+
+    if parent.info.status not in ("FINISHED", "FAILED"):
+        return None
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            path = client.download_artifacts(parent.info.run_id, CELLS_FILE, directory)
+            return json.loads(Path(path).read_text())
+    except Exception:  # noqa: BLE001 - none kept (an older parent): the children say it
+        return None
+
+
+def _frame(pd, records: list):
+    """The typed frame of the records, one row each."""
+    from runner.recording.summary import SPEED_METRICS
+
+    cells = [dict(_OVERRIDE.findall(record["name"])) for record in records]
+    knobs = _varying(cells)
     shapes = list(dict.fromkeys(["shape.output"] + [
-        key for run in runs for key in run.data.tags
+        key for record in records for key in record["tags"]
         if key.startswith("shape.") and key not in ("shape.match", "shape.input")]))
-    shapes = [key for key in shapes if any(key in run.data.tags for run in runs)]
-    columns = {"job": [int(run.data.tags.get("job.num", 0)) for run in runs]}
+    shapes = [key for key in shapes if any(key in record["tags"] for record in records)]
+    columns = {"job": [int(record["tags"].get("job.num", 0)) for record in records]}
     for key in knobs:
         name = key.lstrip("+~")
-        columns[name] = [_typed(name, run.data.params.get(name, cell.get(key)))
-                         for run, cell in zip(runs, cells)]
+        columns[name] = [_typed(name, record["params"].get(name, cell.get(key)))
+                         for record, cell in zip(records, cells)]
     for key in shapes:
-        columns[key] = [run.data.tags.get(key) for run in runs]
-    columns["status"] = [run.info.status for run in runs]
-    timed = [metric for metric in SPEED_METRICS if any(metric in run.data.metrics for run in runs)]
-    costed = [metric for metric in COST_METRICS if any(metric in run.data.metrics for run in runs)]
+        columns[key] = [record["tags"].get(key) for record in records]
+    columns["status"] = [record["status"] for record in records]
+    timed = [metric for metric in SPEED_METRICS
+             if any(metric in record["metrics"] for record in records)]
+    costed = [metric for metric in COST_METRICS
+              if any(metric in record["metrics"] for record in records)]
     for metric in (METRICS[0], *costed, *METRICS[1:], *timed):  # speed where the runs were timed
-        columns[metric] = [run.data.metrics.get(metric) for run in runs]
+        columns[metric] = [record["metrics"].get(metric) for record in records]
     columns["param_count"] = [None if value is None else int(value)
                               for value in columns["param_count"]]
-    columns["run_id"] = [run.info.run_id for run in runs]
-    frame = pd.DataFrame({name: _series(pd, values) for name, values in columns.items()})
-    frame.attrs.update(sweep=parent.info.run_id, name=parent.info.run_name,
-                       status=parent.info.status, knobs=[key.lstrip("+~") for key in knobs])
-    return frame
+    columns["run_id"] = [record["run_id"] for record in records]
+    return pd.DataFrame({name: _series(pd, values) for name, values in columns.items()})
 
 
 def default_uri() -> str:

@@ -147,6 +147,33 @@ def test_a_timed_sweep_reads_back_its_speed_as_floats(store, store_uri, tmp_path
     assert lines[3].split()[:2] + lines[3].split()[-2:] == ["model=gru", "1", "0.001", "4e+03"]
 
 
+def test_a_closed_sweep_reads_back_from_its_parents_records_as_from_its_runs(
+        store, store_uri, tmp_path, client):
+    """A sweep that closed is read from the one file its parent keeps (cells.json), not from a
+    thousand runs: the same frame, a run again included; a sweep still running, from its runs."""
+    import pandas as pd
+
+    from runner.recording.summary import latest_attempts
+    from runner.results import CELLS_FILE, _frame, cell_records, sweep_frame
+
+    sweep = _sweep(store, tmp_path, [
+        (0, {"model": "lstm", "data.timesteps": "5"}, _metrics(60, 0.1), False),
+        (1, {"model": "lstm", "data.timesteps": "9"}, _metrics(60, 0.2), True),
+        (2, {"model": "gru", "data.timesteps": "5"}, _metrics(54, -0.5), False),
+        (1, {"model": "lstm", "data.timesteps": "9"}, _metrics(60, 0.3), False)])
+    assert CELLS_FILE in [artifact.path for artifact in client.list_artifacts(sweep)]
+    children = client.search_runs([client.get_run(sweep).info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{sweep}'")
+    from_runs = _frame(pd, cell_records(latest_attempts(children)[0]))
+    kept = sweep_frame(sweep, uri=store_uri)
+    pd.testing.assert_frame_equal(kept, from_runs)
+    assert kept["data.timesteps"].tolist() == [5, 9, 5] and kept["output.mean"][1] == 0.3
+    assert kept.attrs["knobs"] == ["data.timesteps", "model"]
+    client.update_run(sweep, status="RUNNING")  # reopened, as a resume does: its runs speak
+    client.delete_tag(children[0].info.run_id, "shape.output")
+    assert sweep_frame(sweep, uri=store_uri)["shape.output"].isna().sum() == 1
+
+
 def test_no_store_no_sweep_is_one_line(tmp_path, capsys):
     from runner.results import main
 

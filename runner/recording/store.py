@@ -131,6 +131,7 @@ class Store:
         from runner.recording.summary import (child_row, latest_attempts, ordered, table_columns,
                                               unrecorded_row)
         from runner.report import SHARED_VIEW_TAG, summary_text, sweep_summary, sweep_view
+        from runner.results import CELLS_FILE, cell_records
 
         children = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
@@ -138,6 +139,8 @@ class Store:
         if status is None:  # every job has returned: a child still RUNNING lost its end
             children = [self._end_unclosed(child) if child.info.status == "RUNNING" else child
                         for child in children]
+        # What `runner.results` reads of the sweep once it is closed: one file, not every run
+        self.client.log_dict(parent_id, cell_records(latest_attempts(children)[0]), CELLS_FILE)
         children, superseded = latest_attempts(children, {job.job for job in jobs}, set(earlier))
         for run_id, by in superseded:  # a resumed sweep's earlier attempts stay, pointing on
             self.client.set_tag(run_id, "superseded_by", by)
