@@ -61,6 +61,12 @@ class JobOutcome:
                 line += f"; its run could not be recorded: {unrecorded}"
         return JobReport(self.identity.job_num, self.identity.name, ok, line, unrecorded)
 
+    def as_kept(self) -> "JobOutcome":
+        """The outcome as a sweep keeps it until its run is recorded: its line and its futures,
+        without the params, tags, metrics and pictures already sent to be recorded."""
+        return dataclasses.replace(self, result=dataclasses.replace(
+            self.result, params={}, tags={}, metrics={}, pictures=()))
+
     def report_so_far(self, name: str) -> JobReport:
         """The job as known before its run is recorded: its line, and whether it succeeded."""
         return JobReport(self.identity.job_num, self.identity.name, self.result.error is None,

@@ -42,6 +42,9 @@ def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
     return thread
 
 
+HERE_BATCH = 100  # jobs of this process launched at once, unless max_batch_size says
+
+
 class GridSweeper(Sweeper):
     """Every cell is composed and checked before any run exists (one error lists every bad
     cell); then the parent run is created, the jobs are launched by whichever launcher is
@@ -130,7 +133,7 @@ class GridSweeper(Sweeper):
         with interruptible():  # a signal cuts the jobs short, never the closing of the parent
             try:
                 with signals_raise():
-                    self._launch(plan.groups(self.max_batch_size), returns)
+                    self._launch(plan.groups(self._batch_size()), returns)
             except Interrupted as error:
                 interrupted = error
             finally:
@@ -179,13 +182,23 @@ class GridSweeper(Sweeper):
                                       found.resumes + 1)).result()
         return starting
 
+    def _batch_size(self) -> Optional[int]:
+        """Jobs launched at once: `hydra.sweeper.max_batch_size`; unset, every job for a
+        launcher elsewhere, and batches of HERE_BATCH for jobs run here (Hydra's basic launcher
+        keeps each job's whole config until its batch ends)."""
+        if self.max_batch_size or not self._jobs_run_here():
+            return self.max_batch_size
+        return HERE_BATCH
+
     def _launch(self, groups: list, returns: list) -> None:
         """Each group of consecutive jobs launched under its own numbers, as Hydra's basic
-        sweeper launches a batch; each batch's returns kept in `returns` as it comes back."""
+        sweeper launches a batch; each batch's reports kept in `returns` as it comes back (the
+        JobReturns, each with its job's config, are let go)."""
         sweep_dir = Path(self.config.hydra.sweep.dir)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         for first, batch in groups:
-            returns.extend(self.launcher.launch(batch, initial_job_idx=first))
+            returns.extend(job_report(job)
+                           for job in self.launcher.launch(batch, initial_job_idx=first))
 
     def _print_rows(self, tracking, parent, rows: list) -> None:
         from runner.plots import sweep_figures
@@ -228,10 +241,7 @@ class GridSweeper(Sweeper):
         from runner.recording.summary import unrecorded_row
         from runner.report import summary_table
 
-        jobs = {}
-        for job in returns:
-            report = job_report(job)
-            jobs[report.job] = report
+        jobs = {report.job: report for report in returns}
         for number, outcome in sorted(self.task.here.items()):  # an interrupted launch's too
             report = outcome.report(name=jobs[number].overrides if number in jobs else None)
             jobs[number] = report

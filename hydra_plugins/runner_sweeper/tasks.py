@@ -48,7 +48,7 @@ class SweepTask:
                                f"{cell} -> FAILED: {type(error).__name__}: {first}")
         else:
             if os.getpid() == self.sweeper_pid:
-                self.here[outcome.identity.job_num] = outcome
+                self.here[outcome.identity.job_num] = outcome.as_kept()
                 report = outcome.report_so_far(cell)
             else:
                 report = outcome.report(name=cell)
