@@ -262,7 +262,7 @@ def throughput_figure(rows: list):
     timed = sorted((r for r in rows if r.get("throughput", "") != ""),
                    key=lambda r: -r["throughput"])
     every = len(timed)
-    if every > FASTEST_SHOWN + SLOWEST_SHOWN:
+    if every > LEGIBLE_CELLS:
         timed = timed[:FASTEST_SHOWN] + timed[-SLOWEST_SHOWN:]
     keys = varying_keys(timed)
     names = [",".join(f"{key}={override_pairs(r['overrides']).get(key, '(unset)')}"

@@ -120,7 +120,8 @@ def grouped_summary(rows: list, speed: bool = False) -> str:
             body.append([f"{key}={value}", *figures(
                 [row for row, pair in zip(rows, pairs) if pair.get(key, "(unset)") == value])])
         if len(values) > VALUES_SHOWN:
-            body.append([f"{key}: {len(values) - VALUES_SHOWN} more values",
+            more = len(values) - VALUES_SHOWN
+            body.append([f"{key}: {more} more value{'s' if more > 1 else ''}",
                          *[""] * (len(header) - 1)])
     total = sum(row["seconds"] for row in rows if row["seconds"] != "")
     lines = [f"{len(rows)} cells, {total:.1f} s of jobs", text_table(header, body)]

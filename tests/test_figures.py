@@ -109,3 +109,38 @@ def test_a_sweep_has_the_figures_of_its_kind():
     untimed = [{**row, "throughput": ""} for row in rows]
     assert list(sweep_figures(untimed, speed=True)) == ["grid.png"]
     assert sweep_figures([], speed=True) == {}
+
+
+THOUSAND = {**SEED, "data.timesteps": [str(t) for t in range(10, 35)],
+            "seed": [str(seed) for seed in range(5)]}
+
+
+def test_a_thousand_cells_give_way_to_squares_over_two_knobs_legible():
+    """Past 64 cells grid.png is a square for each pair of values of the first two knobs that
+    fit an axis: the cells' shapes in it, how many finished, coloured as they ended."""
+    from runner.plots import grid_figure
+
+    rows = sweep_rows(THOUSAND)
+    assert len(rows) == 1000
+    figure = grid_figure(rows)
+    texts = assert_legible(figure)
+    width, height = figure.canvas.get_width_height()
+    assert width < 1600 and height < 800
+    assert texts[0] == ("output shapes of 1000 cells over model and return_sequences "
+                        "(data.timesteps, seed vary within each square)")
+    squares = {text.get_text() for text in figure.texts if text.get_gid() == "shape"}
+    assert len([text for text in figure.texts if text.get_gid() == "shape"]) == 8
+    # simple_rnn with return_sequences=false: jobs 0-124, job 5 FAILED, each its own shape
+    assert "(4, 1)\n(4, 3)\n+123 more shapes\n124 of 125 FINISHED" in squares
+    assert "(4, 501)\n(4, 503)\n+123 more shapes\n125 cells" in squares  # lstm, false
+
+
+def test_a_thousand_timed_cells_show_their_fastest_and_slowest():
+    from runner.plots import throughput_figure
+
+    rows = sweep_rows(THOUSAND)
+    figure = throughput_figure(rows)
+    texts = assert_legible(figure)
+    [axes] = figure.axes
+    assert len(axes.get_yticklabels()) == 40
+    assert "throughput of the 30 fastest and the 10 slowest of 1000 cells" in texts

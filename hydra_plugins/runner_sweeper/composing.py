@@ -19,6 +19,7 @@ from runner.composition import GridComposer
 from runner.errors import ConfigError
 from runner.interpolations import HYDRA_PER_CELL, ProbeMemo, hydra_reads, related, value_at
 from runner.refusals import one_line, unknown_option
+from runner.vocabulary import spell_overrides
 
 # Cells a child process checks at least: below twice this, one child checks the whole grid
 CELLS_A_CHILD = 200
@@ -206,7 +207,7 @@ def composed_alone(outcomes: list) -> list:
              f"config-group choices' config; {len(alone)} by Hydra alone:"]
     reasons: Dict[str, list] = {}
     for cell, why in alone:
-        reasons.setdefault(why, []).append(" ".join(cell))
+        reasons.setdefault(why, []).append(" ".join(spell_overrides(o) for o in cell))
     for why, named in reasons.items():
         more = f" and {len(named) - 1} more" if len(named) > 1 else ""
         lines.append(f"  {named[0]}{more}: {why}")
