@@ -14,7 +14,8 @@ from typing import Optional, Sequence
 from omegaconf import DictConfig, OmegaConf
 
 
-def keys_read(cfg: DictConfig, keys, under: str = "", memo: "Optional[ProbeMemo]" = None) -> set:
+def keys_read(cfg: DictConfig, keys, under: str = "", memo: "Optional[ProbeMemo]" = None,
+              written: Optional[dict] = None) -> set:
     """The keys among `keys` (dotted) that an interpolation under `under` ("" for anywhere)
     reads, however it names them: `${return_sequences}`, `${oc.select:return_sequences,false}`,
     a relative `${....return_sequences}`, a resolver's argument.
@@ -23,15 +24,19 @@ def keys_read(cfg: DictConfig, keys, under: str = "", memo: "Optional[ProbeMemo]
     another one, and every interpolation under `under` is resolved with both; one whose value
     changes, or that fails with one value only, reads the key. A string that merely mentions a
     key (`return_sequences`, or an escaped `\\${return_sequences}`) is not an interpolation, or
-    resolves the same both times."""
+    resolves the same both times.
+
+    `memo`: a ProbeMemo; `written`: the config as `written_of` gives it, when at hand."""
     def read(sentinels: tuple) -> set:
         return {key for key, own, other in _probed(cfg, keys, under, sentinels) if own != other}
 
-    return read(()) if memo is None else memo.answer(("read", under, tuple(keys)), cfg, keys,
-                                                     read)
+    if memo is None or not keys:
+        return read(())
+    return memo.answer(("read", under, tuple(keys)), written or written_of(cfg), keys, read)
 
 
-def keys_needed(cfg: DictConfig, keys, memo: "Optional[ProbeMemo]" = None) -> set:
+def keys_needed(cfg: DictConfig, keys, memo: "Optional[ProbeMemo]" = None,
+                written: Optional[dict] = None) -> set:
     """The keys among `keys` (each unset, `???`) without which an interpolation anywhere fails
     that resolves once they have a value."""
     def needed(sentinels: tuple) -> set:
@@ -39,8 +44,14 @@ def keys_needed(cfg: DictConfig, keys, memo: "Optional[ProbeMemo]" = None) -> se
                 if any(isinstance(a, _Failed) and not isinstance(b, _Failed)
                        for a, b in zip(own, other))}
 
-    return needed(()) if memo is None else memo.answer(("needed", tuple(keys)), cfg, keys,
-                                                       needed)
+    if memo is None or not keys:
+        return needed(())
+    return memo.answer(("needed", tuple(keys)), written or written_of(cfg), keys, needed)
+
+
+def written_of(cfg: DictConfig) -> dict:
+    """The config as written, interpolations unresolved, as the probes read it."""
+    return OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
 
 
 class ProbeMemo:
@@ -61,11 +72,13 @@ class ProbeMemo:
         self.varying = tuple(dict.fromkeys(varying))
         self._answers: dict = {}  # question -> [(((key, value), ...), answer)]
 
-    def answer(self, question: tuple, cfg: DictConfig, keys, work_out) -> set:
-        written = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    def answer(self, question: tuple, written: dict, keys, work_out) -> set:
+        """The answer to `question` of a config (`written`: as `written_of` gives it), kept
+        or worked out by `work_out(sentinels)`."""
         values = {key: _spelled(value_at(written, key)) for key in self.varying}
-        values.update(_hydra_values())
         for depends, answer in self._answers.get(question, ()):
+            if any(key in HYDRA_PER_CELL for key, _ in depends) and HYDRA_PER_CELL[0] not in values:
+                values.update(_hydra_values())
             if all(values[key] == value for key, value in depends):
                 return set(answer)
         sentinels = tuple(key for key in self.varying
@@ -82,6 +95,8 @@ class ProbeMemo:
         depends += [key for key in self.varying if key not in sentinels]
         depends += [field for field in HYDRA_PER_CELL
                     if any(related(path, field) for path in reads.hydra_paths)]
+        if any(key in HYDRA_PER_CELL for key in depends):
+            values.update(_hydra_values())
         self._answers.setdefault(question, []).append(
             (tuple((key, values[key]) for key in depends), frozenset(answer)))
         return set(answer)

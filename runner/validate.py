@@ -13,7 +13,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from runner.errors import ConfigError, StackError, dotted
 from runner.schema import RunnerSchema
 from runner.cost import JobCost, available_bytes, human_bytes, job_cost
-from runner.interpolations import ProbeMemo, keys_needed, keys_read
+from runner.interpolations import ProbeMemo, keys_needed, keys_read, written_of
 from runner.shapes import StackPlan, plan_model
 from runner.vocabulary import ALLOWED_TARGETS, KNOBS, closest_targets, did_you_mean, spell
 
@@ -70,26 +70,28 @@ def validate(cfg: DictConfig, typed: Sequence[str] = (),
     the same config-group choices taught about which keys the interpolations read."""
     unresolved = OmegaConf.to_container(cfg, resolve=False)
     leaves = list(walk(unresolved))
-    _check_missing(cfg, leaves, memo)
+    written = written_of(cfg) if memo is not None else None  # as the probes read it
+    _check_missing(cfg, leaves, memo, written)
     _unknown_keys(cfg, RunnerSchema, "")
     _check_targets(leaves)  # before anything is resolved: an interpolated target is refused too
     config = _resolved(cfg, dict(leaves))
     _check_ranges(config)
     # As Keras's compile takes it, recorded as typed (true, not the str field's 'True')
     config["jit_compile"] = JIT_COMPILE[str(config["jit_compile"]).lower()]
-    taken = keys_read(cfg, KNOBS, under="model", memo=memo)
+    taken = keys_read(cfg, KNOBS, under="model", memo=memo, written=written)
     typed_keys = {override.split("=", 1)[0].lstrip("+~") for override in typed}
     return _spec(config, taken, typed_keys)
 
 
-def _check_missing(cfg: DictConfig, leaves: list, memo: Optional[ProbeMemo] = None) -> None:
+def _check_missing(cfg: DictConfig, leaves: list, memo: Optional[ProbeMemo] = None,
+                   written: Optional[dict] = None) -> None:
     """Every value left unset (`???`) that the job needs, all at once: a key a stack may leave
     out (`model.units`) is needed only where an interpolation reads it."""
     several = any(key.startswith("model.inputs.") for key, _ in leaves)
     unset = [key for key, value in leaves if value == "???"]
     # An optional key is needed where an interpolation fails while it is unset, and would
     # not with a value (`${oc.select:model.units,3}` does not need it)
-    needed = keys_needed(cfg, [key for key in unset if key in OPTIONAL], memo)
+    needed = keys_needed(cfg, [key for key in unset if key in OPTIONAL], memo, written)
     missing = [key for key in unset if (key not in OPTIONAL or key in needed)
                and not (key == "model.input_shape" and several)]  # model.inputs instead
     if missing:

@@ -42,6 +42,7 @@ class CellChecker:
         self._written: Dict[tuple, dict] = {}  # base -> its hydra node as written
         self._memos: Dict[tuple, ProbeMemo] = {}
         self._whole: set = set()  # bases whose cells are checked on their whole config
+        self._refusals: Dict[tuple, Optional[str]] = {}  # base -> its choices' refusal, or None
 
     def outcome(self, cell: Sequence[str]) -> tuple:
         """(cell, checked, None, alone) or (cell, None, why it is invalid, alone); `alone`:
@@ -63,9 +64,11 @@ class CellChecker:
             hydra = self._hydra_of(groups)
         except Exception:  # noqa: BLE001 - Hydra composes it alone, and says why if it fails
             return self._checked_whole(cell)
-        refusal = unknown_option(hydra.hydra.runtime.choices, self.composer.loader)
-        if refusal is not None:  # `sweep=sed,seed`
-            raise ConfigError(refusal)
+        if groups not in self._refusals:  # `sweep=sed,seed`: the same for each of its cells
+            self._refusals[groups] = unknown_option(hydra.hydra.runtime.choices,
+                                                    self.composer.loader)
+        if self._refusals[groups] is not None:
+            raise ConfigError(self._refusals[groups])
         task, dirname = self.composer.written_for(cell, hydra.hydra)
         with read_write(hydra.hydra):
             hydra.hydra.overrides.task, hydra.hydra.job.override_dirname = task, dirname
