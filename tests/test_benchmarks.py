@@ -1,5 +1,6 @@
 """The benchmarks at tiny sizes, once, so they cannot rot (timings are not asserted: noisy)."""
 
+import json
 import re
 import subprocess
 import sys
@@ -46,3 +47,19 @@ def test_cost_benchmark_smoke_run_prints_the_estimate_beside_the_measurement(tmp
     assert lines[0].startswith("| cell | estimate MiB | measured MiB above baseline |")
     assert lines[2].startswith("| data.batch_size=16,data.timesteps=20,model.units=8,model=lstm |")
     assert lines[-1].startswith("measured / estimate: min ")
+
+
+def test_big_grid_smoke_run_prints_every_figure(tmp_path):
+    """benchmarks/big_grid.py at 10 cells: the check, a sweep run whole, a finished store of 10
+    cells closed, read back and resumed."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "big_grid.py"), "--smoke",
+         "--json", str(tmp_path / "big.json")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split(" | ")[0] for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows == ["| figure", "| check s", "| check peak RSS MiB", "| first job s",
+                    "| run wall s", "| after last job s", "| run peak RSS MiB", "| close s",
+                    "| results s", "| resume s", "| resume peak RSS MiB", "| store query s"]
+    figures = json.loads((tmp_path / "big.json").read_text())["10"]
+    assert all(figures[name] > 0 for name in ("check s", "first job s", "close s", "resume s"))
