@@ -69,7 +69,8 @@ def timed(command: list, cwd: str) -> tuple:
 
 
 def rss_of(command: list, cwd: str) -> tuple:
-    """(wall seconds, peak RSS MiB of the process itself, stdout)."""
+    """(wall seconds, peak RSS MiB of the process itself, CPU seconds of it and of the
+    processes it waited for, stdout)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
@@ -77,7 +78,8 @@ def rss_of(command: list, cwd: str) -> tuple:
     _, status, usage = os.wait4(process.pid, 0)
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError(f"{' '.join(command)} exited {os.waitstatus_to_exitcode(status)}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024, stdout
+    return (time.perf_counter() - start, usage.ru_maxrss / 1024,
+            usage.ru_utime + usage.ru_stime, stdout)
 
 
 _PROGRESS = re.compile(r"^\[(\d+)/(\d+)\] .*?(\d+\.\d) s(?:, about|\s*$)")
@@ -207,7 +209,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes, whole = ([10], [10]) if args.smoke else (args.cells, args.run_cells)
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python "
-          f"{platform.python_version()}", flush=True)
+          f"{platform.python_version()}; load average {os.getloadavg()[0]:.1f}", flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -215,10 +217,11 @@ def main() -> None:
             figures = results[cells] = {}
             where = base / f"check-{cells}"
             where.mkdir()
-            wall, rss, out = rss_of([PYTHON, "-m", "runner", "-m", *grid(cells), *TINY,
-                                     "mode=explain"], str(where))
+            wall, rss, cpu, out = rss_of([PYTHON, "-m", "runner", "-m", *grid(cells), *TINY,
+                                          "mode=explain"], str(where))
             assert out.count("total params:") == cells, out[-500:]
-            figures.update({"check s": wall, "check peak RSS MiB": rss})
+            figures.update({"check s": wall, "check CPU s": cpu, "check peak RSS MiB": rss,
+                            "load": os.getloadavg()[0]})
             where = base / f"run-{cells}"
             where.mkdir()
             figures.update(run_sweep(cells, str(where), cells in whole))
@@ -234,10 +237,10 @@ def main() -> None:
             figures["close s"] = close_parent(uri, parent)
             wall, _ = timed([PYTHON, "-m", "runner.results", "last"], str(where))
             figures["results s"] = wall
-            wall, rss, out = rss_of([PYTHON, "-m", "runner", "-m", *grid(cells), *TINY,
-                                     "resume=last"], str(where))
+            wall, rss, cpu, out = rss_of([PYTHON, "-m", "runner", "-m", *grid(cells), *TINY,
+                                          "resume=last"], str(where))
             assert "nothing to run" in out, out[-500:]
-            figures.update({"resume s": wall, "resume peak RSS MiB": rss})
+            figures.update({"resume s": wall, "resume CPU s": cpu, "resume peak RSS MiB": rss})
             wall, _ = timed([PYTHON, "-c", QUERY, uri], str(where))
             figures["store query s"] = wall
             print(cells, json.dumps(figures), f"(store made in {made:.0f} s)", flush=True)
@@ -254,9 +257,9 @@ def main() -> None:
 
 
 def table(results: dict, sizes: list) -> None:
-    rows = ["check s", "check peak RSS MiB", "first job s", "run wall s", "after last job s",
-            "run peak RSS MiB", "close s", "results s", "resume s", "resume peak RSS MiB",
-            "store query s"]
+    rows = ["check s", "check CPU s", "check peak RSS MiB", "first job s", "run wall s",
+            "after last job s", "run peak RSS MiB", "close s", "results s", "resume s",
+            "resume CPU s", "resume peak RSS MiB", "store query s", "load"]
     print("| figure | " + " | ".join(f"{cells} cells" for cells in sizes) + " |")
     print("|---|" + "---|" * len(sizes))
     for row in rows:

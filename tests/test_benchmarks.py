@@ -58,8 +58,9 @@ def test_big_grid_smoke_run_prints_every_figure(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [line.split(" | ")[0] for line in result.stdout.splitlines() if line.startswith("| ")]
-    assert rows == ["| figure", "| check s", "| check peak RSS MiB", "| first job s",
-                    "| run wall s", "| after last job s", "| run peak RSS MiB", "| close s",
-                    "| results s", "| resume s", "| resume peak RSS MiB", "| store query s"]
+    assert rows == ["| figure", "| check s", "| check CPU s", "| check peak RSS MiB",
+                    "| first job s", "| run wall s", "| after last job s", "| run peak RSS MiB",
+                    "| close s", "| results s", "| resume s", "| resume CPU s",
+                    "| resume peak RSS MiB", "| store query s", "| load"]
     figures = json.loads((tmp_path / "big.json").read_text())["10"]
     assert all(figures[name] > 0 for name in ("check s", "first job s", "close s", "resume s"))
