@@ -122,7 +122,7 @@ def finished_sweep(cells: int, directory: Path, template: dict) -> str:
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     from hydra_plugins.runner_sweeper.composing import CellChecker, split_arguments
     from hydra_plugins.runner_sweeper.grid_sweeper import _config_digest

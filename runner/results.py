@@ -72,28 +72,27 @@ def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
 
 
 def cell_records(runs: list) -> list:
-    """What the results table reads of each run (a cell's latest), as plain data: its id,
-    name, status, job number and shape tags, its main metrics, and its params of the knobs
-    that vary across the cells (typed later, by the schema)."""
-    from runner.recording.summary import SPEED_METRICS
+    """Each run (a cell's latest) as plain data, as its sweep's summary reads it (its
+    `child_row`), with its `config.sha256` (a resume's) and its params of the knobs that vary
+    across the cells (the results table's, typed by the schema)."""
+    from runner.recording.summary import child_row
 
-    cells = [dict(_OVERRIDE.findall(run.info.run_name or "")) for run in runs]
-    knobs = _varying(cells)
-    wanted = (*METRICS, *COST_METRICS, *SPEED_METRICS)
-    return [{"run_id": run.info.run_id, "name": run.info.run_name or "",
-             "status": run.info.status,
-             "tags": {key: value for key, value in run.data.tags.items()
-                      if key == "job.num" or key.startswith("shape.")},
-             "metrics": {key: run.data.metrics[key] for key in wanted
-                         if key in run.data.metrics},
-             "params": {key.lstrip("+~"): run.data.params[key.lstrip("+~")] for key in knobs
-                        if key.lstrip("+~") in run.data.params}} for run in runs]
+    knobs = [key.lstrip("+~") for key in _varying(
+        [dict(_OVERRIDE.findall(run.info.run_name or "")) for run in runs])]
+    return [{**child_row(run), "config.sha256": run.data.tags.get("config.sha256", ""),
+             "params": {key: run.data.params[key] for key in knobs if key in run.data.params}}
+            for run in runs]
+
+
+def summary_row(record: dict) -> dict:
+    """A record as its sweep's summary reads it: its `child_row`."""
+    return {key: value for key, value in record.items() if key not in ("config.sha256", "params")}
 
 
 def knobs_of(records: list) -> list:
     """The knobs that vary across the cells, as their columns are named."""
     return [key.lstrip("+~") for key in _varying(
-        [dict(_OVERRIDE.findall(record["name"])) for record in records])]
+        [dict(_OVERRIDE.findall(record["overrides"] or "")) for record in records])]
 
 
 def _varying(cells: list) -> list:
@@ -121,19 +120,19 @@ def _frame(pd, records: list):
     """The typed frame of the records, one row each."""
     from runner.recording.summary import SPEED_METRICS
 
-    cells = [dict(_OVERRIDE.findall(record["name"])) for record in records]
+    cells = [dict(_OVERRIDE.findall(record["overrides"] or "")) for record in records]
     knobs = _varying(cells)
     shapes = list(dict.fromkeys(["shape.output"] + [
-        key for record in records for key in record["tags"]
-        if key.startswith("shape.") and key not in ("shape.match", "shape.input")]))
-    shapes = [key for key in shapes if any(key in record["tags"] for record in records)]
-    columns = {"job": [int(record["tags"].get("job.num", 0)) for record in records]}
+        f"shape.{name}" for record in records for name in record["outputs"]]))
+    shapes = [key for key in shapes
+              if any(key[len("shape."):] in record["outputs"] for record in records)]
+    columns = {"job": [record["job"] for record in records]}
     for key in knobs:
         name = key.lstrip("+~")
         columns[name] = [_typed(name, record["params"].get(name, cell.get(key)))
                          for record, cell in zip(records, cells)]
     for key in shapes:
-        columns[key] = [record["tags"].get(key) for record in records]
+        columns[key] = [record["outputs"].get(key[len("shape."):]) for record in records]
     columns["status"] = [record["status"] for record in records]
     timed = [metric for metric in SPEED_METRICS
              if any(metric in record["metrics"] for record in records)]

@@ -204,3 +204,21 @@ def test_a_pivot_cell_of_several_shapes_stays_one_markdown_cell():
         r"| bilstm | (4, 6) \| (4, 3) | (4, 30, 6) \| (4, 30, 3) |"]
     lines = render(pd.DataFrame({"note": ["two\nlines"]}), "markdown").splitlines()
     assert lines == ["| note |", "| --- |", "| two<br>lines |"]
+
+
+def test_a_finished_sweep_is_found_for_a_resume_from_its_parents_records(store, tmp_path):
+    """A resume of a sweep that closed FINISHED reads its parent's records, not its runs: the
+    same attempts and rows; its runs are listed where a resume runs cells again."""
+    from runner.identity import cell_key, grid_sha256
+
+    sweep = _sweep(store, tmp_path, [
+        (0, {"model": "lstm", "seed": "0"}, _metrics(60, 0.1), False),
+        (1, {"model": "gru", "seed": "0"}, _metrics(54, 0.2), False),
+        (1, {"model": "gru", "seed": "0"}, _metrics(54, 0.3), False)])  # run again
+    digest = grid_sha256([cell_key(["model=lstm", "seed=0"]), cell_key(["model=gru", "seed=0"])])
+    kept, listed = store.find_sweep(sweep, digest), store.find_sweep(sweep, digest, listed=True)
+    assert kept.runs is None and len(listed.runs) == 3
+    assert kept.attempts == listed.attempts and kept.rows == listed.rows
+    assert [row["overrides"] for row in kept.rows] == ["model=lstm,seed=0", "model=gru,seed=0"]
+    assert kept.rows[1]["metrics"]["output.mean"] == 0.3
+    assert (kept.parent, kept.status, kept.grid) == (listed.parent, "FINISHED", listed.grid)

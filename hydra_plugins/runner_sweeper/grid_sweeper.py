@@ -112,6 +112,10 @@ class GridSweeper(Sweeper):
                 digests = {cell_key(cell): digest for cell, digest, _, _ in outcomes}
                 found = finding.result()
                 plan = plan_resume(found, cells, digests, tracking.experiment, resume)
+                if plan.run and found.runs is None:  # read from its parent's records: now
+                    found = process.submit(FindSweep(tracking, resume, grid_sha256(grid),
+                                                     listed=True)).result()  # every run
+                    plan = plan_resume(found, cells, digests, tracking.experiment, resume)
                 if not plan.run and found.status == "FINISHED":
                     print(f"resume: every cell of sweep {found.parent.run_id} FINISHED with the "
                           f"same config; nothing to run", flush=True)

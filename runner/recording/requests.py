@@ -162,7 +162,7 @@ class SweepFound:
     owner: str  # `process 123 on host-a` (its tags runner.pid, runner.host)
     owner_alive: Optional[bool]  # None: a process of another host, which this one cannot see
     attempts: dict  # job number -> Attempt
-    runs: tuple  # the run id of every child, earlier attempts too
+    runs: Optional[tuple]  # the run id of every child, earlier attempts too; None: not listed
     rows: list  # the summary's rows, one per job: its latest attempt
     resumes: int  # times it was resumed before
 
@@ -171,15 +171,18 @@ class SweepFound:
 class FindSweep:
     """The sweep a resume continues: `which` is `last` (the latest parent of the grid whose
     digest is `grid_sha256`) or a parent's run id. Answer: a SweepFound, or None when there is
-    none (a sqlite store that does not exist holds none, and is not made by asking)."""
+    none (a sqlite store that does not exist holds none, and is not made by asking).
+    `listed`: its children's runs read and listed, even where its parent keeps its records."""
     tracking: Tracking
     which: str
     grid_sha256: str
+    listed: bool = False
 
     def apply(self, stores) -> Optional[SweepFound]:
         if not stores.exists(self.tracking):
             return None
-        return stores.store(self.tracking).find_sweep(self.which, self.grid_sha256)
+        return stores.store(self.tracking).find_sweep(self.which, self.grid_sha256,
+                                                      self.listed)
 
     def waits_for_store(self, stores) -> bool:
         return False

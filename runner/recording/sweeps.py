@@ -11,7 +11,7 @@ from runner.recording.requests import Attempt, RunRef, SweepFound
 from runner.recording.server import names_the_server
 from runner.recording.orphans import process_started
 from runner.recording.store import Store
-from runner.recording.summary import child_row, job_number, latest_attempts
+from runner.recording.summary import latest_attempts
 
 GRID_SHA256 = "sweep.grid.sha256"  # one query finds the latest parent of a grid
 GRID = "sweep.grid"  # the cells' keys, one a line, in job order
@@ -36,17 +36,29 @@ class SweepStore(Store):
         return parent
 
     @names_the_server
-    def find_sweep(self, which: str, grid_digest: str) -> Optional[SweepFound]:
+    def find_sweep(self, which: str, grid_digest: str,
+                   listed: bool = False) -> Optional[SweepFound]:
         """The parent that `which` names (`last`: the latest with this grid digest) and the
-        latest attempt of each of its cells; None when this experiment has no such sweep."""
+        latest attempt of each of its cells; None when this experiment has no such sweep.
+        A sweep that closed FINISHED is read from the records its parent keeps (one file,
+        where its children are a thousand runs), its `runs` then None; `listed`: from its
+        children's runs, every one listed, whatever its status."""
+        from runner.results import cell_records, summary_row
+
         parent = self._parent(which, grid_digest)
         if parent is None:
             return None
         parent_id, tags = parent.info.run_id, parent.data.tags
-        children = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
-            max_results=10000)
-        latest, _ = latest_attempts(children)
+        records = None if listed else self._kept_records(parent)
+        if records is None:
+            children = self.client.search_runs(
+                [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+                max_results=10000)
+            latest, _ = latest_attempts(children)
+            records = cell_records(latest)
+            runs = tuple(run.info.run_id for run in children)
+        else:
+            runs = None
         pid, host = tags.get("runner.pid", ""), tags.get("runner.host", "")
         alive = None  # another host's process: this one cannot tell
         if host == self.owner_tags["runner.host"]:
@@ -56,11 +68,10 @@ class SweepStore(Store):
             status=parent.info.status,
             grid=self._grid(parent), owner=f"process {pid or '?'} on {host or '?'}",
             owner_alive=alive,
-            attempts={job_number(run): Attempt(run.info.run_id, run.info.status,
-                                               run.data.tags.get("config.sha256", ""))
-                      for run in latest},
-            runs=tuple(run.info.run_id for run in children),
-            rows=[child_row(run) for run in latest],
+            attempts={record["job"]: Attempt(record["run_id"], record["status"],
+                                             record["config.sha256"]) for record in records},
+            runs=runs,
+            rows=[summary_row(record) for record in records],
             resumes=int(tags.get("sweep.resumes", "0")))
 
     @names_the_server
@@ -78,6 +89,21 @@ class SweepStore(Store):
                 "sweep.resumes": str(resumes)}
         self.client.log_batch(parent_id, tags=[RunTag(k, v) for k, v in tags.items()])
         self.client.update_run(parent_id, status="RUNNING")
+
+    def _kept_records(self, parent) -> Optional[list]:
+        """The cell records a parent that closed FINISHED keeps (CELLS_FILE), or None."""
+        import json
+
+        from runner.results import CELLS_FILE
+
+        if parent.info.status != "FINISHED":
+            return None
+        try:
+            with tempfile.TemporaryDirectory() as directory:
+                path = self.client.download_artifacts(parent.info.run_id, CELLS_FILE, directory)
+                return json.loads(Path(path).read_text())
+        except Exception:  # noqa: BLE001 - none kept (a parent closed before they were)
+            return None
 
     def _parent(self, which: str, grid_digest: str):
         from mlflow.exceptions import MlflowException
