@@ -8,9 +8,10 @@ the peak memory of the sweep process. Tiny stacks: the point is the runner, not 
   printed; no TensorFlow, no store), wall seconds and peak RSS.
 - first job: `-m GRID` run for real, the seconds from the command's start to its first job's
   start (the first progress line's arrival, less the seconds it says jobs have run), then
-  stopped with SIGTERM, past `--run-cells`. Within `--run-cells` the whole sweep runs: its
-  wall seconds, peak RSS, and the seconds from its last progress line to its last line (the
-  parent closed, the table printed).
+  stopped with SIGTERM; the median of `--first-repeats`, each in a fresh directory. Within
+  `--run-cells` the whole sweep also runs: its wall seconds, peak RSS, and the seconds from
+  its last progress line to its last line (the recording caught up, the parent closed, the
+  summary printed).
 - marginal: (wall of the largest run sweep - wall of the smallest) / (their cells' difference).
 - store: a finished sweep of N cells made directly in a fresh sqlite store (MlflowClient, each
   child a copy of a real child run of the same stack, its cell's name, job number, params and
@@ -25,6 +26,7 @@ import os
 import platform
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -204,6 +206,8 @@ def main() -> None:
     parser.add_argument("--cells", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--run-cells", type=int, nargs="+", default=[10, 100],
                         help="sizes run whole (the others stop after their first job)")
+    parser.add_argument("--first-repeats", type=int, default=3,
+                        help="stopped runs whose first job is timed, a median (default 3)")
     parser.add_argument("--smoke", action="store_true", help="10 cells, one of each, quickly")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -222,11 +226,19 @@ def main() -> None:
             assert out.count("total params:") == cells, out[-500:]
             figures.update({"check s": wall, "check CPU s": cpu, "check peak RSS MiB": rss,
                             "load": os.getloadavg()[0]})
-            where = base / f"run-{cells}"
-            where.mkdir()
-            figures.update(run_sweep(cells, str(where), cells in whole))
+            firsts = []
+            for repeat in range(1 if args.smoke else args.first_repeats):
+                where = base / f"first-{cells}-{repeat}"
+                where.mkdir()
+                firsts.append(run_sweep(cells, str(where), False)["first job s"])
+            figures["first job s"] = statistics.median(firsts)
+            if cells in whole:
+                where = base / f"run-{cells}"
+                where.mkdir()
+                ran = run_sweep(cells, str(where), True)
+                figures.update({key: value for key, value in ran.items() if key != "first job s"})
             print(cells, json.dumps(figures), flush=True)
-        template = templates(str(base / f"run-{min(sizes)}"))
+        template = templates(str(base / f"run-{min(whole)}"))
         for cells in sizes:
             figures = results[cells]
             where = base / f"store-{cells}"
