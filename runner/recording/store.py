@@ -127,6 +127,8 @@ class Store:
         """The parent's summary (table, figures, note) of each job's latest run, then its end;
         returns the rows. `earlier`: a resumed sweep's runs from before it was resumed;
         `sort_by`: the table's order, job or throughput (fastest first)."""
+        from mlflow.entities import RunTag
+
         from runner.plots import sweep_figures
         from runner.recording.summary import (child_row, latest_attempts, ordered, table_columns,
                                               unrecorded_row)
@@ -150,16 +152,16 @@ class Store:
         speed = sort_by == "throughput"  # a sweep about speed: its figures in table and picture
         text = summary_text(rows, speed)
         self.client.log_text(parent_id, text, "summary.txt")
-        self.client.set_tag(parent_id, "mlflow.note.content", f"```\n{text}\n```"[:ERROR_TAG_LIMIT])
         for name, draw in sweep_figures(rows, speed).items():
             self.client.log_figure(parent_id, draw(rows), name)
         # The address the sweep prints opens the UI on this view of its children
         self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_TAG + parent_id,
                                        json.dumps(sweep_view(parent_id, speed)))
-        self.client.set_tag(parent_id, "jobs.total", str(len(rows)))
-        self.client.set_tag(parent_id, "jobs.failed", str(len(failed)))
+        tags = {"mlflow.note.content": f"```\n{text}\n```"[:ERROR_TAG_LIMIT],
+                "jobs.total": str(len(rows)), "jobs.failed": str(len(failed))}
         if failed:
-            self.client.set_tag(parent_id, "jobs.failed_cells", "; ".join(failed)[:ERROR_TAG_LIMIT])
+            tags["jobs.failed_cells"] = "; ".join(failed)[:ERROR_TAG_LIMIT]
+        self.client.log_batch(parent_id, tags=[RunTag(key, value) for key, value in tags.items()])
         self.client.set_terminated(parent_id, status or ("FAILED" if failed else "FINISHED"))
         return rows
 
