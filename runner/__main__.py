@@ -81,7 +81,7 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     if outcome.run.exception() is not None:  # the store refused the run before it began
         from runner.recording.client import recording_process
 
-        recording_process().close()  # its journal, empty, goes with it: then no folder is left
+        recording_process().close(wait=True)  # its journal, empty, goes: no folder is left
         _refuse(hydra_cfg, f"error: {outcome.run.exception()}; no run was recorded")
     report = outcome.report()
     print(report.line, flush=True)

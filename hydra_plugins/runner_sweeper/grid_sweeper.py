@@ -217,6 +217,7 @@ class GridSweeper(Sweeper):
         A job of this process is reported once its run is recorded; one that could not be is
         said here, after its own line was printed."""
         from runner.recording.client import RecordingProcessGone, recording_process
+        from runner.recording.local_faults import WaitingForRepair
         from runner.recording.requests import CloseSweep
         from runner.recording.server import RecordsWaiting, StoreUnreachable
         from runner.recording.summary import unrecorded_row
@@ -238,8 +239,9 @@ class GridSweeper(Sweeper):
                 tracking, parent_id, status, jobs, earlier,
                 str(self.config.sort_by.value))).result()
         except RecordsWaiting as error:  # every job's record is kept: sent later, with the close
-            print(f"error: {error}; the sweep's parent run {parent_id} is closed with them",
-                  file=sys.stderr)
+            closed = ("the sweep is closed with them" if isinstance(error, WaitingForRepair)
+                      else f"the sweep's parent run {parent_id} is closed with them")
+            print(f"error: {error}; {closed}", file=sys.stderr)
             sys.exit(1)
         except (StoreUnreachable, RecordingProcessGone) as error:
             print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)
@@ -299,12 +301,13 @@ def _refuse(line: str) -> None:
 def _refused_before_any_job():
     """A store that cannot be reached or refuses the user, or a resume that cannot be: one
     line, exit code 1, no job started."""
-    from runner.recording.client import RecordingProcessGone
+    from runner.recording.client import RecordingProcessGone, recording_process
     from runner.recording.server import StoreUnreachable
 
     try:
         yield
     except (StoreUnreachable, RecordingProcessGone) as error:
+        recording_process().close(wait=True)  # its journal, and the folders made for it, go
         _refuse(f"error: {error}; no job was started")
     except ResumeRefused as refusal:
         _refuse(str(refusal))
