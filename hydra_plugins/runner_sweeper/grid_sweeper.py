@@ -84,14 +84,19 @@ class GridSweeper(Sweeper):
             resume, cells = split_resume(self._cells(arguments))
         except (ResumeRefused, ConfigError) as refusal:
             _refuse(str(refusal))
+        from runner.recording.local_faults import start_refusal
+        from runner.recording.requests import FindSweep, Tracking
+
+        tracking = Tracking.from_config(
+            OmegaConf.to_container(self.config.tracking, resolve=True))
+        refused = start_refusal(tracking)  # a store or journal that cannot be written
+        if refused is not None:
+            _refuse(f"error: {refused}; no job was started")
         loader = self.hydra_context.config_loader
         checking = ComposedAside(loader, self.config, cells, _config_digest)  # before any thread
         from runner.recording.client import recording_process
-        from runner.recording.requests import FindSweep, Tracking
 
         process = recording_process()  # MLflow's import, over there, while the cells are composed
-        tracking = Tracking.from_config(
-            OmegaConf.to_container(self.config.tracking, resolve=True))
         grid = tuple(cell_key(cell) for cell in cells)
         starting = finding = None
         if resume is not None:  # the store first: TensorFlow only once a cell is known to run
@@ -242,6 +247,7 @@ class GridSweeper(Sweeper):
             closed = ("the sweep is closed with them" if isinstance(error, WaitingForRepair)
                       else f"the sweep's parent run {parent_id} is closed with them")
             print(f"error: {error}; {closed}", file=sys.stderr)
+            recording_process().close(wait=True)  # its journal let go: the sync may take it
             sys.exit(1)
         except (StoreUnreachable, RecordingProcessGone) as error:
             print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)

@@ -27,8 +27,8 @@ from typing import Optional
 
 from runner.recording import requests
 from runner.recording.journal import JournalFile, files, sync_command, waiting
-from runner.recording.local_faults import (JournalUnwritable, StoreFault, WaitingForRepair,
-                                           database_of, fault_of, journal_refusal, refusal, shown)
+from runner.recording.local_faults import (StoreFault, WaitingForRepair, database_of, fault_of,
+                                           journal_refusal, journal_unwritable, refusal, shown)
 from runner.recording.server import (RecordsLost, RecordsWaiting, StoreUnreachable, away,
                                      is_server, named)
 
@@ -159,7 +159,7 @@ class Delivery:
             except Exception as error:
                 if not (waits and away(error)):
                     raise
-                outage = self._went_away(tracking, error)
+                outage = self._went_away(tracking, error, kept)
                 if not kept:
                     self._held_in_memory(tracking, outage)
                 if time.monotonic() - outage.since > tracking.retry_minutes * 60:
@@ -183,22 +183,30 @@ class Delivery:
                               f"s after it {'went away' if outage.fault is None else 'failed'})")
             return value
 
-    def _went_away(self, tracking, error) -> Outage:
+    def _went_away(self, tracking, error, kept: bool = True) -> Outage:
+        """The store's outage, said in one line when it begins; `kept`: the request that met
+        it is in the journal (else the line says the journal cannot be written either)."""
         outage = self._outages.get(tracking.uri)
-        if outage is None:
-            fault = None if is_server(tracking.uri) else fault_of(tracking.uri, error)
-            outage = self._outages[tracking.uri] = Outage(tracking.uri, Path(tracking.journal),
-                                                          fault)
-            if fault is None:
-                reason = " ".join(str(error).split())[:200]
-                self._say(f"runner: tracking server {named(tracking.uri)} is away ({reason}); "
-                          f"records wait in {tracking.journal} and are sent when it is back "
-                          f"(tried for {tracking.retry_minutes:g} min, tracking.retry_minutes)")
-            else:
-                journal = shown(Path(tracking.journal))
-                self._say(f"runner: store {fault.store} cannot be written ({fault.cause}); "
-                          f"records wait in {journal}, tried for {tracking.retry_minutes:g} "
-                          f"min (tracking.retry_minutes); once mended: {sync_command(journal)}")
+        if outage is not None:
+            return outage
+        fault = None if is_server(tracking.uri) else fault_of(tracking.uri, error)
+        outage = self._outages[tracking.uri] = Outage(tracking.uri, Path(tracking.journal), fault)
+        journal = Path(tracking.journal)
+        if fault is None:
+            reason = " ".join(str(error).split())[:200]
+            self._say(f"runner: tracking server {named(tracking.uri)} is away ({reason}); "
+                      f"records wait in {tracking.journal} and are sent when it is back "
+                      f"(tried for {tracking.retry_minutes:g} min, tracking.retry_minutes)")
+        elif kept:
+            self._say(f"runner: store {fault.store} cannot be written ({fault.cause}); records "
+                      f"wait in {shown(journal)}, tried for {tracking.retry_minutes:g} min "
+                      f"(tracking.retry_minutes); once mended: {sync_command(shown(journal))}")
+        else:
+            self._unkept_said.add(tracking.journal)
+            self._say(f"runner: store {fault.store} cannot be written ({fault.cause}), nor "
+                      f"journal {shown(journal)} ({self._journal_fault(journal)}): records wait "
+                      f"in memory only, lost unless the store takes them within "
+                      f"{tracking.retry_minutes:g} min")
         return outage
 
     def _held_in_memory(self, tracking, outage: Outage) -> None:
@@ -207,10 +215,15 @@ class Delivery:
             return
         self._unkept_said.add(tracking.journal)
         journal = Path(tracking.journal)
-        why = journal_refusal(journal) or "it refuses writes"
-        self._say(f"runner: journal {shown(journal)} cannot be written either ({why}): records "
-                  f"wait in memory only, lost unless {outage.store()} takes them within "
-                  f"{tracking.retry_minutes:g} min")
+        self._say(f"runner: journal {shown(journal)} cannot be written either "
+                  f"({self._journal_fault(journal)}): records wait in memory only, lost unless "
+                  f"{outage.store()} takes them within {tracking.retry_minutes:g} min")
+
+    @staticmethod
+    def _journal_fault(journal: Path, error: Optional[OSError] = None) -> str:
+        """Why the journal cannot be written, as its path shows it (or as the error says)."""
+        return (journal_refusal(journal) or (error.strerror if error is not None else None)
+                or "it refuses writes")
 
     def _journal_refused(self, tracking, ticket: NotKept) -> StoreUnreachable:
         """The start of a run or a sweep refused: the store's own fault first, if it has one
@@ -220,18 +233,15 @@ class Delivery:
         if fault is not None:
             return fault
         journal = Path(tracking.journal)
-        why = journal_refusal(journal) or ticket.error.strerror or type(ticket.error).__name__
-        return JournalUnwritable(f"journal {shown(journal)} cannot be written ({why}): make it "
-                                 f"writable, or name another directory in tracking.journal")
+        return journal_unwritable(journal, self._journal_fault(journal, ticket.error))
 
     def _lost(self, request, ticket: NotKept) -> RecordsLost:
         outage = self._outages[request.tracking.uri]
         outage.lost += 1
         journal = Path(request.tracking.journal)
-        why = journal_refusal(journal) or ticket.error.strerror or type(ticket.error).__name__
         return RecordsLost(f"{RECORDS.get(type(request), 'a record')} is lost: "
                            f"{outage.store()} could not take it, nor journal {shown(journal)} "
-                           f"({why})")
+                           f"({self._journal_fault(journal, ticket.error)})")
 
     def _sweeps_runs_first(self, directory: Path, uri: str) -> None:
         """Before a sweep's close: the runs that processes now gone left in the journal (its

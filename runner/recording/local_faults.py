@@ -142,6 +142,23 @@ def refusal(database: Path, needs_free: int = MIN_FREE_BYTES) -> Optional[StoreF
     return None
 
 
+def start_refusal(tracking) -> Optional[StoreUnreachable]:
+    """Why a run or a sweep must not start with this store and journal, or None: looked at
+    from the job's own process, before TensorFlow or MLflow is imported, so that the refusal
+    costs well under a second. The recording process looks again as it opens the store."""
+    database = database_of(tracking.uri)
+    fault = refusal(database) if database is not None else None
+    if fault is None and tracking.journal is not None:
+        why = journal_refusal(Path(tracking.journal))
+        fault = journal_unwritable(Path(tracking.journal), why) if why else None
+    return fault
+
+
+def journal_unwritable(journal: Path, why: str) -> JournalUnwritable:
+    return JournalUnwritable(f"journal {shown(journal)} cannot be written ({why}): make it "
+                             f"writable, or name another directory in tracking.journal")
+
+
 def journal_refusal(directory: Path) -> Optional[str]:
     """Why the journal's directory cannot be written, or None: looks only, as `refusal`."""
     existing, missing = _nearest_existing(directory)
