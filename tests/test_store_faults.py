@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ARTIFACTS, Sweep, runner_env, runs_of
+from runner.recording.journal import files
 
 SWEEP = ["model=lstm", "return_sequences=true,false", "seed=0,1"]  # 4 cells
 PR_CAPBSET_DROP = 24  # prctl(2)
@@ -246,7 +247,6 @@ def quick_retries(monkeypatch, tmp_path):
 def test_a_store_that_fails_mid_sweep_keeps_its_records_in_the_journal(
         tmp_path, capsys, quick_retries):
     from runner.recording.delivery import Delivery
-    from runner.recording.journal import files
     from runner.recording.local_faults import WaitingForRepair
     from runner.recording.requests import Tracking
 
@@ -418,7 +418,8 @@ class _FullDisk:
         self.filler.unlink()
 
     def close(self) -> None:
-        subprocess.run(["umount", str(self.directory)], check=True)
+        # Lazily: the MLflow client of this process may still hold the store open
+        subprocess.run(["umount", "--lazy", str(self.directory)], check=True)
 
 
 class _ReadOnlyHalfWay:
@@ -426,7 +427,7 @@ class _ReadOnlyHalfWay:
     file), as a CLI that permission bits bind meets them."""
 
     def __init__(self, directory: Path) -> None:
-        directory.mkdir()
+        directory.mkdir(exist_ok=True)
         self.directory, self.database = directory, directory / "mlflow.db"
 
     def break_(self) -> None:
@@ -517,6 +518,6 @@ def test_a_store_that_fails_mid_sweep_loses_no_computed_cell(tmp_path, fault, me
                                           f"{tmp_path}/outputs/journal to {uri}: ")
             assert ", 1 sweeps closed" in sync.stdout
         check_every_cell_once(MlflowClient(uri), 4, others=int(mended_by == "the next start"))
-        assert not (tmp_path / "outputs" / "journal").exists()  # nothing left waiting
+        assert files(tmp_path / "outputs" / "journal") == []  # nothing left waiting
     finally:
         broken.close()
