@@ -99,7 +99,7 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
         from runner.recording.client import recording_process
 
         recording_process().close(wait=True)  # its journal let go: the sync may take it
-    if outcome.run.exception() is None:
+    if outcome.recorded.exception() is None:  # else it is not recorded (yet): not said to be
         from runner.report import recorded_lines
 
         print("\n".join(recorded_lines(outcome.tracking.uri, outcome.tracking.experiment,

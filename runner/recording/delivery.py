@@ -27,8 +27,9 @@ from typing import Optional
 
 from runner.recording import requests
 from runner.recording.journal import JournalFile, files, sync_command, waiting
-from runner.recording.local_faults import (StoreFault, WaitingForRepair, database_of, fault_of,
-                                           journal_refusal, journal_unwritable, refusal, shown)
+from runner.recording.local_faults import (StoreFault, WaitingForRepair, cause_of, database_of,
+                                           fault_of, journal_refusal, journal_unwritable, refusal,
+                                           shown)
 from runner.recording.server import (RecordsLost, RecordsWaiting, StoreUnreachable, away,
                                      is_server, named)
 
@@ -123,7 +124,7 @@ class Delivery:
         if isinstance(ticket, NotKept) and not request.waits_for_store(self.stores):
             return False, self._journal_refused(tracking, ticket)  # nothing computed yet
         try:
-            value = self._apply(request, kept=not isinstance(ticket, NotKept))
+            value = self._apply(request, ticket if isinstance(ticket, NotKept) else None)
         except RecordsWaiting as error:
             if isinstance(ticket, NotKept):
                 ticket = self.journal(request)  # once more: the disk may have room by now
@@ -142,9 +143,9 @@ class Delivery:
             journal.mark(entry, "done", **({"run_id": run_id} if run_id else {}))
         return True, value
 
-    def _apply(self, request, kept: bool = True):
-        """The request applied; a store that is away tried again until the deadline. `kept`:
-        the request is in the journal (else it is held here only)."""
+    def _apply(self, request, unkept: Optional[NotKept] = None):
+        """The request applied; a store that is away tried again until the deadline.
+        `unkept`: why the journal could not take it, when it is held here only."""
         tracking = request.tracking
         waits = tracking.journal is not None and request.waits_for_store(self.stores)
         outage = self._outages.get(tracking.uri)
@@ -159,9 +160,9 @@ class Delivery:
             except Exception as error:
                 if not (waits and away(error)):
                     raise
-                outage = self._went_away(tracking, error, kept)
-                if not kept:
-                    self._held_in_memory(tracking, outage)
+                outage = self._went_away(tracking, error, unkept)
+                if unkept is not None:
+                    self._held_in_memory(tracking, outage, unkept)
                 if time.monotonic() - outage.since > tracking.retry_minutes * 60:
                     outage.given_up = True
                     if outage.fault is None:  # a local fault's first line said what comes
@@ -183,9 +184,9 @@ class Delivery:
                               f"s after it {'went away' if outage.fault is None else 'failed'})")
             return value
 
-    def _went_away(self, tracking, error, kept: bool = True) -> Outage:
-        """The store's outage, said in one line when it begins; `kept`: the request that met
-        it is in the journal (else the line says the journal cannot be written either)."""
+    def _went_away(self, tracking, error, unkept: Optional[NotKept] = None) -> Outage:
+        """The store's outage, said in one line when it begins; `unkept`: the request that met
+        it is not in the journal (the line says the journal cannot be written either)."""
         outage = self._outages.get(tracking.uri)
         if outage is not None:
             return outage
@@ -197,33 +198,28 @@ class Delivery:
             self._say(f"runner: tracking server {named(tracking.uri)} is away ({reason}); "
                       f"records wait in {tracking.journal} and are sent when it is back "
                       f"(tried for {tracking.retry_minutes:g} min, tracking.retry_minutes)")
-        elif kept:
+        elif unkept is None:
             self._say(f"runner: store {fault.store} cannot be written ({fault.cause}); records "
                       f"wait in {shown(journal)}, tried for {tracking.retry_minutes:g} min "
                       f"(tracking.retry_minutes); once mended: {sync_command(shown(journal))}")
         else:
             self._unkept_said.add(tracking.journal)
             self._say(f"runner: store {fault.store} cannot be written ({fault.cause}), nor "
-                      f"journal {shown(journal)} ({self._journal_fault(journal)}): records wait "
+                      f"journal {shown(journal)} ({_journal_fault(journal, unkept.error)}): "
+                      f"records wait "
                       f"in memory only, lost unless the store takes them within "
                       f"{tracking.retry_minutes:g} min")
         return outage
 
-    def _held_in_memory(self, tracking, outage: Outage) -> None:
+    def _held_in_memory(self, tracking, outage: Outage, unkept: NotKept) -> None:
         """Said once a journal: what waits is held here only, and when it would be lost."""
         if tracking.journal in self._unkept_said:
             return
         self._unkept_said.add(tracking.journal)
         journal = Path(tracking.journal)
         self._say(f"runner: journal {shown(journal)} cannot be written either "
-                  f"({self._journal_fault(journal)}): records wait in memory only, lost unless "
-                  f"{outage.store()} takes them within {tracking.retry_minutes:g} min")
-
-    @staticmethod
-    def _journal_fault(journal: Path, error: Optional[OSError] = None) -> str:
-        """Why the journal cannot be written, as its path shows it (or as the error says)."""
-        return (journal_refusal(journal) or (error.strerror if error is not None else None)
-                or "it refuses writes")
+                  f"({_journal_fault(journal, unkept.error)}): records wait in memory only, "
+                  f"lost unless {outage.store()} takes them within {tracking.retry_minutes:g} min")
 
     def _journal_refused(self, tracking, ticket: NotKept) -> StoreUnreachable:
         """The start of a run or a sweep refused: the store's own fault first, if it has one
@@ -233,15 +229,23 @@ class Delivery:
         if fault is not None:
             return fault
         journal = Path(tracking.journal)
-        return journal_unwritable(journal, self._journal_fault(journal, ticket.error))
+        return journal_unwritable(journal, _journal_fault(journal, ticket.error))
 
     def _lost(self, request, ticket: NotKept) -> RecordsLost:
-        outage = self._outages[request.tracking.uri]
+        """A request neither the store nor the journal could take: said once a journal, from
+        here on lost, and never reported as waiting."""
+        tracking = request.tracking
+        outage = self._outages[tracking.uri]
         outage.lost += 1
-        journal = Path(request.tracking.journal)
+        journal = Path(tracking.journal)
+        why = _journal_fault(journal, ticket.error)
+        if tracking.journal not in self._unkept_said:
+            self._unkept_said.add(tracking.journal)
+            self._say(f"runner: journal {shown(journal)} cannot be written either ({why}): "
+                      f"records that {outage.store()} cannot take are lost")
         return RecordsLost(f"{RECORDS.get(type(request), 'a record')} is lost: "
                            f"{outage.store()} could not take it, nor journal {shown(journal)} "
-                           f"({self._journal_fault(journal, ticket.error)})")
+                           f"({why})")
 
     def _sweeps_runs_first(self, directory: Path, uri: str) -> None:
         """Before a sweep's close: the runs that processes now gone left in the journal (its
@@ -319,6 +323,12 @@ class Delivery:
     def _say(self, line: str) -> None:
         if self.announce:
             print(line, file=sys.stderr, flush=True)
+
+
+def _journal_fault(journal: Path, error: OSError) -> str:
+    """Why the journal cannot be written: as its path shows it, else as the error says."""
+    return (journal_refusal(journal, needs_free=1) or cause_of(error) or error.strerror
+            or type(error).__name__)
 
 
 def _missing(directory: Path) -> list:

@@ -159,7 +159,7 @@ def journal_unwritable(journal: Path, why: str) -> JournalUnwritable:
                              f"writable, or name another directory in tracking.journal")
 
 
-def journal_refusal(directory: Path) -> Optional[str]:
+def journal_refusal(directory: Path, needs_free: int = MIN_FREE_BYTES) -> Optional[str]:
     """Why the journal's directory cannot be written, or None: looks only, as `refusal`."""
     existing, missing = _nearest_existing(directory)
     if not existing.is_dir():
@@ -170,8 +170,8 @@ def journal_refusal(directory: Path) -> Optional[str]:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{shown(existing)} is read-only for this user"
     free = _free_bytes(existing)
-    if free is not None and free < MIN_FREE_BYTES:
-        return f"the disk is full ({_megabytes(free)} free)"
+    if free is not None and free < needs_free:
+        return f"the disk is full: {_megabytes(free)} free"
     return None
 
 
