@@ -206,8 +206,7 @@ class Delivery:
             self._unkept_said.add(tracking.journal)
             self._say(f"runner: store {fault.store} cannot be written ({fault.cause}), nor "
                       f"journal {shown(journal)} ({_journal_fault(journal, unkept.error)}): "
-                      f"records wait "
-                      f"in memory only, lost unless the store takes them within "
+                      f"records wait in memory only, lost unless the store takes them within "
                       f"{tracking.retry_minutes:g} min")
         return outage
 

@@ -134,6 +134,10 @@ def refusal(database: Path, needs_free: int = MIN_FREE_BYTES) -> Optional[StoreF
     if database.exists() and not os.access(database, os.W_OK):
         return StoreFault(name, "the file is read-only for this user",
                           f"make it writable: chmod u+w {name}")
+    lock = database.with_name(f"{database.name}.lock")  # beside it (store.py, _store_lock)
+    if lock.exists() and not os.access(lock, os.W_OK):
+        return StoreFault(name, f"its lock file {shown(lock)} is read-only for this user",
+                          f"make it writable: chmod u+w {shown(lock)}")
     free = _free_bytes(directory)
     if free is not None and free < needs_free:
         return StoreFault(name, f"the disk is full ({_megabytes(free)} free, the runner "
@@ -148,6 +152,12 @@ def start_refusal(tracking) -> Optional[StoreUnreachable]:
     costs well under a second. The recording process looks again as it opens the store."""
     database = database_of(tracking.uri)
     fault = refusal(database) if database is not None else None
+    artifacts = tracking.artifact_location
+    if fault is None and database is not None and artifacts and "://" not in artifacts:
+        why = journal_refusal(Path(artifacts), needs_free=0)  # where log_artifacts copies
+        if why is not None:
+            fault = StoreFault(shown(database), f"its artifacts cannot be kept ({why})",
+                               "mend that, or set tracking.artifact_root")
     if fault is None and tracking.journal is not None:
         why = journal_refusal(Path(tracking.journal))
         fault = journal_unwritable(Path(tracking.journal), why) if why else None
@@ -160,8 +170,9 @@ def journal_unwritable(journal: Path, why: str) -> JournalUnwritable:
 
 
 def journal_refusal(directory: Path, needs_free: int = MIN_FREE_BYTES) -> Optional[str]:
-    """Why the journal's directory cannot be written, or None: looks only, as `refusal`."""
-    existing, missing = _nearest_existing(directory)
+    """Why a directory (the journal's, the artifacts') cannot be written, or None: looks
+    only, as `refusal` does."""
+    existing, _ = _nearest_existing(directory)
     if not existing.is_dir():
         return f"{shown(existing)} is a file"
     mounted_read_only = _read_only_filesystem(existing)
