@@ -116,8 +116,7 @@ def _wrapped(error: BaseException) -> Exception:
 
 
 def test_local_faults_are_named_by_their_codes(tmp_path):
-    from runner.recording.local_faults import cause_of
-    from runner.recording.server import away
+    from runner.recording.local_faults import cause_of, worth_waiting_for
 
     read_only = _sqlite_error(tmp_path, "read-only")
     not_a_database = _sqlite_error(tmp_path, "not a database")
@@ -127,7 +126,7 @@ def test_local_faults_are_named_by_their_codes(tmp_path):
     assert cause_of(_wrapped(read_only)) == "it is read-only"
     assert cause_of(_wrapped(not_a_database)) == "it is not a database"
     assert full.value.errno == errno.ENOSPC and cause_of(full.value) == "the disk is full"
-    assert away(_wrapped(read_only)) and away(full.value)
+    assert worth_waiting_for(_wrapped(read_only)) and worth_waiting_for(full.value)
     # A lock is waited out where it is met (store.when_unlocked); a refused connection is a
     # server's; neither is a fault of the disk
     locked = _sqlite_error(tmp_path, "locked")

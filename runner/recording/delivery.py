@@ -29,9 +29,8 @@ from runner.recording import requests
 from runner.recording.journal import JournalFile, files, sync_command, waiting
 from runner.recording.local_faults import (StoreFault, WaitingForRepair, cause_of, database_of,
                                            fault_of, journal_refusal, journal_unwritable, refusal,
-                                           shown)
-from runner.recording.server import (RecordsLost, RecordsWaiting, StoreUnreachable, away,
-                                     is_server, named)
+                                           shown, worth_waiting_for)
+from runner.recording.server import RecordsLost, RecordsWaiting, StoreUnreachable, is_server, named
 
 FIRST_DELAY_S = 1.0  # between tries of a store that is away, doubling up to MAX_DELAY_S
 MAX_DELAY_S = 5.0
@@ -158,7 +157,7 @@ class Delivery:
                     self._sweeps_runs_first(Path(tracking.journal), tracking.uri)
                 value = request.apply(self.stores)
             except Exception as error:
-                if not (waits and away(error)):
+                if not (waits and worth_waiting_for(error)):
                     raise
                 outage = self._went_away(tracking, error, unkept)
                 if unkept is not None:
@@ -281,7 +280,7 @@ class Delivery:
                             continue
                         self._replay(journal, entry, replayed)
         except Exception as error:
-            if not away(error):
+            if not worth_waiting_for(error):
                 raise
             replayed.away = error
         finally:
@@ -297,7 +296,7 @@ class Delivery:
         try:
             value = request.apply(self.stores)
         except Exception as error:
-            if away(error):
+            if worth_waiting_for(error):
                 raise
             line = (str(error).splitlines() or [type(error).__name__])[0][:300]
             journal.mark(entry, "failed", error=f"{type(error).__name__}: {line}")

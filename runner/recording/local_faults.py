@@ -5,14 +5,17 @@ jobs are running, it is a fault that waits (the records stay in the journal) lik
 server that went away (recording/delivery.py).
 
 The causes are read from what the system says: the errno of an OSError, the error code of
-sqlite3 (`sqlite_errorcode`, Python 3.11+), never the words of a message. No MLflow here."""
+sqlite3 (`sqlite_errorcode`, Python 3.11+), never the words of a message. Importing this
+module imports no MLflow."""
 
 import errno
+import functools
 import os
 from pathlib import Path
 from typing import Optional
 
-from runner.recording.server import RecordsWaiting, StoreUnreachable, named
+from runner.recording.server import (RecordsWaiting, StoreUnreachable, away, is_server, named,
+                                     names_the_server)
 
 SQLITE_PREFIX = "sqlite:///"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every sqlite database file
@@ -87,11 +90,38 @@ def cause_of(error: BaseException) -> Optional[str]:
     return None
 
 
+def worth_waiting_for(error: BaseException) -> bool:
+    """A store that may take records again soon: a tracking server that is away
+    (server.away), or a store on local disk that is full or read-only, until it is mended."""
+    return cause_of(error) is not None or away(error)
+
+
+def names_the_store(method):
+    """A store method whose server does not answer or refuses the user raises one
+    StoreUnreachable naming the server (server.names_the_server); one whose local store is
+    full or read-only, one StoreFault naming the file and the cause."""
+    naming_the_server = names_the_server(method)
+
+    @functools.wraps(method)
+    def calling(store, *args, **kwargs):
+        try:
+            return naming_the_server(store, *args, **kwargs)
+        except StoreUnreachable:
+            raise
+        except Exception as error:
+            fault = fault_of(store.uri, error)
+            if fault is None:
+                raise
+            raise fault from error
+
+    return calling
+
+
 def fault_of(uri: str, error: BaseException) -> Optional[StoreFault]:
     """The StoreFault an error of a store that is no tracking server is, named by its short
     cause; None for any other error, or for a server (recording/server.py names those)."""
     cause = cause_of(error)
-    if cause is None or uri.startswith(("http://", "https://")):
+    if cause is None or is_server(uri):
         return None
     if isinstance(error, StoreFault):
         return error

@@ -108,9 +108,9 @@ class OpenStores:
         try:
             self._runs[key] = create()
         except BaseException as error:
-            from runner.recording.server import away
+            from runner.recording.local_faults import worth_waiting_for
 
-            if not (waits and away(error)):
+            if not (waits and worth_waiting_for(error)):
                 self._runs[key] = error  # refused: what ends the run fails the same way
             raise
         return self._runs[key]

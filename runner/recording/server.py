@@ -1,6 +1,6 @@
 """A tracking server that does not answer, or refuses the user: one error naming it (never
-with credentials), in seconds, not minutes. A store on local disk that cannot be written is
-named the same way (recording/local_faults.py)."""
+with credentials), in seconds, not minutes. A store on local disk that cannot be written:
+recording/local_faults.py."""
 
 import functools
 import os
@@ -98,18 +98,12 @@ def connection_failed(error: BaseException) -> bool:
 
 
 def away(error: BaseException) -> bool:
-    """A store that may well take records again soon: a server that did not answer, or
-    answered 5xx (restarting, its database failing over), or a store on local disk that is
-    full or read-only (recording/local_faults.py), until someone mends it. A refused login or
-    write is not away."""
+    """A server that did not answer, or answered 5xx (restarting, its database failing over):
+    one that may well be back soon. A refused login or write is not away."""
     from mlflow.exceptions import RestException
-
-    from runner.recording.local_faults import cause_of
 
     if isinstance(error, LoginRefused) or http_refusal(error) is not None:
         return False
-    if cause_of(error) is not None:
-        return True
     if connection_failed(error):
         return True
     seen = set()
@@ -137,10 +131,9 @@ def refused(uri: str, error: BaseException) -> StoreUnreachable:
     return StoreUnreachable(f"tracking server {named(uri)} refused the store: {reason}")
 
 
-def names_the_store(method):
+def names_the_server(method):
     """A store method whose connection fails, or whose user is refused, raises one
-    StoreUnreachable naming the server; one whose local store is full or read-only, one
-    StoreFault naming the file and the cause."""
+    StoreUnreachable naming the server."""
     @functools.wraps(method)
     def calling(store, *args, **kwargs):
         try:
@@ -148,13 +141,6 @@ def names_the_store(method):
         except StoreUnreachable:
             raise
         except Exception as error:
-            if not is_server(store.uri):
-                from runner.recording.local_faults import fault_of
-
-                fault = fault_of(store.uri, error)
-                if fault is not None:
-                    raise fault from error
-                raise
             refusal = login_refused(store.uri, error, store.experiment)
             if refusal is not None:
                 raise refusal from error

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from runner.recording.limits import ERROR_TAG_LIMIT, params_for_mlflow
-from runner.recording.local_faults import database_of, fault_of, refusal
+from runner.recording.local_faults import database_of, fault_of, names_the_store, refusal
 from runner.recording.orphans import ERROR, REAPED_BY, owner_tags, reap_once
 from runner.recording.requests import RUN_KEY, JobReport, RunRef, Tracking
 from runner.recording.server import (bound_retries, connection_failed, is_server,
-                                     login_refused, names_the_store, refused, unreachable)
+                                     login_refused, refused, unreachable)
 from runner.result import Failure, JobResult
 
 # The UI opens the runs table ("Model training"), not the GenAI overview, on these experiments

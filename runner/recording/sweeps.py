@@ -8,7 +8,7 @@ from typing import Optional
 
 from runner.identity import grid_sha256
 from runner.recording.requests import Attempt, RunRef, SweepFound
-from runner.recording.server import names_the_store
+from runner.recording.local_faults import names_the_store
 from runner.recording.orphans import process_started
 from runner.recording.store import Store
 from runner.recording.summary import child_row, job_number, latest_attempts
