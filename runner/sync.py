@@ -54,13 +54,15 @@ def main(argv=None) -> int:
               f"{', '.join(writer_of(path) for path in replayed.held)}", file=sys.stderr)
     left = waiting(directory)
     if replayed.away is not None:
-        from runner.recording.local_faults import cause_of
+        from runner.recording.local_faults import cause_of, shown
 
         reason = (str(replayed.away).splitlines() or [""])[0][:300]
-        mended = ("the store can be written" if cause_of(replayed.away) is not None
-                  else "the server answers")
-        print(f"error: {reason}; {left} records still wait in {directory}: run this again "
-              f"once {mended}", file=sys.stderr)
+        if cause_of(replayed.away) is not None:  # the store's line says what mends it
+            print(f"error: {reason}; {left} records still wait in {shown(directory)}",
+                  file=sys.stderr)
+        else:
+            print(f"error: {reason}; {left} records still wait in {directory}: run this again "
+                  f"once the server answers", file=sys.stderr)
     elif left == 0:
         print(f"nothing waits in {directory} any more")
     return 0 if left == 0 else 1
