@@ -502,6 +502,13 @@ def test_a_store_that_fails_mid_sweep_loses_no_computed_cell(tmp_path, fault, me
         assert waiting and int(waiting.group(1)) >= 2, last  # the last cell's end, the close
         assert "[4/4]" in out  # every cell computed
 
+        early = subprocess.run([sys.executable, "-m", "runner.sync", "outputs/journal"],
+                               cwd=tmp_path, env=runner_env(), capture_output=True, text=True,
+                               timeout=300, **as_a_user())  # before it is mended: sends nothing
+        assert early.returncode == 1 and early.stdout.startswith("sent 0 records from ")
+        assert early.stderr.startswith("error: store disk/mlflow.db cannot be written: ")
+        assert early.stderr.endswith(f"; {waiting.group(1)} records still wait in "
+                                     f"outputs/journal\n") and early.stderr.count("\n") == 1
         broken.mend()
         if mended_by == "the next start":
             again = subprocess.run([sys.executable, "-m", "runner", "model=gru"], cwd=tmp_path,
