@@ -15,9 +15,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from runner.recording.journal import files, waiting, writer_of
+from runner.recording.journal import DEFAULT_DIRECTORY, files, waiting, writer_of
 
-DEFAULT = Path("outputs") / "journal"
+DEFAULT = DEFAULT_DIRECTORY
 
 
 def main(argv=None) -> int:

@@ -497,16 +497,15 @@ def test_a_store_that_fails_mid_sweep_loses_no_computed_cell(tmp_path, fault, me
         said = [line for line in lines if line.startswith("runner: store disk/mlflow.db")]
         assert said == [f"runner: store disk/mlflow.db cannot be written ({cause}); records wait "
                         f"in outputs/journal, tried for 0.1 min (tracking.retry_minutes); once "
-                        f"mended: python -m runner.sync outputs/journal"], err
+                        f"mended: python -m runner.sync"], err
         [last] = [line for line in lines if line.startswith("error: ")]
         waiting = re.fullmatch(rf"error: store disk/mlflow.db cannot be written \({cause}\): "
                                rf"(\d+) records wait in outputs/journal; once mended: python -m "
-                               rf"runner.sync outputs/journal; the sweep is closed with them",
-                               last)
+                               rf"runner.sync; the sweep is closed with them", last)
         assert waiting and int(waiting.group(1)) >= 2, last  # the last cell's end, the close
         assert "[4/4]" in out  # every cell computed
 
-        early = subprocess.run([sys.executable, "-m", "runner.sync", "outputs/journal"],
+        early = subprocess.run([sys.executable, "-m", "runner.sync"],
                                cwd=tmp_path, env=runner_env(), capture_output=True, text=True,
                                timeout=300, **as_a_user())  # before it is mended: sends nothing
         assert early.returncode == 1 and early.stdout.startswith("sent 0 records from ")
@@ -520,7 +519,7 @@ def test_a_store_that_fails_mid_sweep_loses_no_computed_cell(tmp_path, fault, me
                                    text=True, timeout=300)
             assert again.returncode == 0 and again.stderr == "", again.stderr[-3000:]
         else:
-            sync = subprocess.run([sys.executable, "-m", "runner.sync", "outputs/journal"],
+            sync = subprocess.run([sys.executable, "-m", "runner.sync"],  # as the line says
                                   cwd=tmp_path, env=runner_env(), capture_output=True, text=True,
                                   timeout=300)
             assert sync.returncode == 0 and sync.stderr == "", sync.stderr[-3000:]

@@ -31,6 +31,7 @@ from typing import Optional
 
 SUFFIX = ".jsonl"
 SYNC_COMMAND = "python -m runner.sync"
+DEFAULT_DIRECTORY = Path("outputs") / "journal"  # tracking.journal's default, from where it runs
 
 
 @dataclass(frozen=True)
@@ -195,5 +196,9 @@ def writer_of(path: Path) -> str:
     return f"process {pid} on {host}"
 
 
-def sync_command(directory: Path) -> str:
+def sync_command(directory) -> str:
+    """The command that sends what waits in `directory`: without it where it is the command's
+    default (`outputs/journal`, as a path relative to the working directory names it)."""
+    if Path(directory) == DEFAULT_DIRECTORY:
+        return SYNC_COMMAND
     return f"{SYNC_COMMAND} {directory}"
