@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 5000
 FAST := HYPOTHESIS_PROFILE=check
+# Test processes side by side (pytest-xdist), an idle one taking tests from a busy one: most
+# tests wait on a subprocess or a server. Two fit a 2-core machine; WORKERS=auto takes every core.
+WORKERS ?= 2
+XDIST := -n $(WORKERS) --dist worksteal
 # `make compat`: the fast tier in each; the lowest one holds constraints/lowest.txt (Python 3.11)
 COMPAT := .venv-py3.12 .venv-py3.13 .venv-lowest
 
@@ -34,17 +38,17 @@ run: $(VENV)/.installed  ## the notebook's 8 cells as one sweep, recorded in out
 	$(PY) -m runner -m sweep=seed
 
 check: $(VENV)/.installed  ## the fast tier: unit and in-process tests, a few CLI stories (about 90 s)
-	$(FAST) $(PY) -m pytest -q -m "not slow" tests
+	$(FAST) $(PY) -m pytest -q $(XDIST) -m "not slow" tests
 
 test: $(VENV)/.installed  ## everything: real servers, launchers, a browser, faults
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(XDIST) tests
 
 compat: $(COMPAT:%=%/.installed)  ## the fast tier on Python 3.12, 3.13 and the lowest declared versions
 	@failed=; for venv in $(COMPAT); do \
 	  echo "== $$venv: $$($$venv/bin/python -c 'import importlib.metadata as m, platform; \
 	    print(f"Python {platform.python_version()}", *(f"{p} {m.version(p)}" for p in \
 	    ("tensorflow", "keras", "mlflow", "hydra-core", "numpy", "pandas")), sep=", ")')"; \
-	  $(FAST) $$venv/bin/python -m pytest -q -m "not slow" tests || failed="$$failed $$venv"; \
+	  $(FAST) $$venv/bin/python -m pytest -q $(XDIST) -m "not slow" tests || failed="$$failed $$venv"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make compat: the fast tier failed in$$failed"; exit 1; fi
 

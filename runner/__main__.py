@@ -56,6 +56,13 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     if cfg.resume is not None and not multirun:  # a sweep's jobs never see it (runner_sweeper)
         _refuse(hydra_cfg, f"resume: only a sweep resumes; add -m: python -m runner -m ... "
                            f"resume={cfg.resume}")
+    if not multirun:  # a sweep looked before its first job; a job of it waits out a fault
+        from runner.recording.local_faults import start_refusal
+        from runner.recording.requests import Tracking
+
+        refused = start_refusal(Tracking.from_config(spec.config["tracking"]))
+        if refused is not None:  # a store or journal that cannot be written
+            _refuse(hydra_cfg, f"error: {refused}; no run was recorded")
     from runner.cost import long_job_line
 
     if spec.cost is not None and (line := long_job_line(spec.cost, spec.config["data"])):
@@ -81,7 +88,7 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     if outcome.run.exception() is not None:  # the store refused the run before it began
         from runner.recording.client import recording_process
 
-        recording_process().close()  # its journal, empty, goes with it: then no folder is left
+        recording_process().close(wait=True)  # its journal, empty, goes: no folder is left
         _refuse(hydra_cfg, f"error: {outcome.run.exception()}; no run was recorded")
     report = outcome.report()
     print(report.line, flush=True)
@@ -89,7 +96,10 @@ def run(cfg: DictConfig, hydra_cfg, multirun: bool):
 
     if isinstance(outcome.recorded.exception(), RecordsWaiting):  # how many, where, the command
         print(f"error: {outcome.recorded.exception()}", file=sys.stderr, flush=True)
-    if outcome.run.exception() is None:
+        from runner.recording.client import recording_process
+
+        recording_process().close(wait=True)  # its journal let go: the sync may take it
+    if outcome.recorded.exception() is None:  # else it is not recorded (yet): not said to be
         from runner.report import recorded_lines
 
         print("\n".join(recorded_lines(outcome.tracking.uri, outcome.tracking.experiment,

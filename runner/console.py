@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Optional
 
-from runner.stderr_filter import SYNC, has_nvidia_gpu
+from runner.stderr_filter import ABANDONED, SYNC, has_nvidia_gpu
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -85,6 +85,13 @@ class StderrFilter:
                 return []
             self._buffer += chunk
 
+    def abandon(self) -> None:
+        """TensorFlow's lines below FATAL dropped from now on (`computation_abandoned`)."""
+        try:
+            os.write(self._lines, b"\n" + ABANDONED)
+        except (OSError, TypeError):  # gone, or closed
+            pass
+
     def close(self, timeout: float = 2.0) -> None:
         """Close the pipe and wait for the filter to write its last lines and end; a filter
         whose pipe another process still holds (a child started within a filtered block)
@@ -117,6 +124,17 @@ def _stderr_now() -> tuple:
 
 _filter: Optional[StderrFilter] = None
 _filtering = threading.Lock()  # one filtered block at a time; a block inside another passes
+_abandoned = threading.Event()  # a computation goes on in a daemon thread: computation_abandoned
+
+
+def computation_abandoned() -> None:
+    """A computation is left running in a daemon thread to the end of this process (a job
+    stopped by a signal, runner.signals.call_while_waiting). From the end of the filtered block
+    on, file descriptor 2 stays in the filter, which drops TensorFlow's lines below FATAL:
+    what that computation says once it has been given up (an aborted rendezvous, a cancelled
+    op) is caused by the stop, and would come after the job's last line. Python's lines and
+    a fatal line still reach the terminal."""
+    _abandoned.set()
 
 
 def stderr_filter() -> StderrFilter:
@@ -137,7 +155,7 @@ def _close_filter() -> None:
     """At exit: the filter ends now, unless a block still sends it lines (a daemon thread's,
     cut short by the exit); then it ends with this process, and the exit does not wait."""
     if _filter is not None and _filtering.acquire(blocking=False):
-        _filter.close()
+        _filter.close(timeout=0 if _abandoned.is_set() else 2.0)  # fd 2 still holds its pipe
         _filtering.release()
 
 
@@ -177,10 +195,13 @@ def tensorflow_logs_read(verbose: bool, kept: Optional[list] = None):
             yield
         finally:
             sys.stderr.flush()
-            os.dup2(terminal, 2)
+            if _abandoned.is_set():  # fd 2 stays in the filter, Python's stderr on the terminal
+                running.abandon()
+            else:
+                os.dup2(terminal, 2)
+                sys.stderr.close()
+                sys.stderr = python_stderr
             os.close(terminal)
-            sys.stderr.close()
-            sys.stderr = python_stderr
             lines = running.kept()  # every line written in the block is out by now
             if kept is not None:
                 kept.extend(lines)

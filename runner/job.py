@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from runner.console import start_tensorflow, tensorflow_logs_read
+from runner.console import computation_abandoned, start_tensorflow, tensorflow_logs_read
 from runner.errors import DeviceError
 from runner.experiment import run_experiment
 from runner.identity import config_sha256
@@ -21,7 +21,8 @@ from runner.recording.client import recording_process
 from runner.recording.requests import FinishRun, JobReport, StartRun, Tracking
 from runner.recording.server import RecordsWaiting
 from runner.result import Failure, JobResult
-from runner.signals import call_while_waiting, interruptible, signal_received, signals_raise
+from runner.signals import (Interrupted, call_while_waiting, interruptible, signal_received,
+                             signals_raise)
 from runner.validate import JobSpec
 
 
@@ -99,7 +100,11 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
             if identity.parent_id is None:
                 started.result()
             with signals_raise(), tensorflow_logs_read(spec.config["verbose"]):
-                result = call_while_waiting(run_experiment, spec, artifact_dir)
+                try:
+                    result = call_while_waiting(run_experiment, spec, artifact_dir)
+                except Interrupted:  # the experiment goes on in its thread until the exit
+                    computation_abandoned()
+                    raise
         except BaseException as error:  # the store refused, or a signal before the experiment
             result = _failed(spec, artifact_dir, error)
         interrupted = signal_received()  # raised above, or swallowed by a finaliser

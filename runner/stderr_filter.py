@@ -9,7 +9,8 @@ runner's package (standard library only), so it starts as `python -I -S stderr_f
 
 Its protocol, on the job's side in `runner.console`: lines in on stdin; a line that starts
 with SYNC and a number asks for the lines kept since the last such request, answered on
-stdout once every line before it has been written out, as one JSON line `[number, lines]`."""
+stdout once every line before it has been written out, as one JSON line `[number, lines]`;
+the line ABANDONED drops TensorFlow's lines below FATAL from then on."""
 
 import collections
 import json
@@ -34,6 +35,10 @@ NO_DRIVER = ("failed call to cuInit",)
 # absl's prefix, `E0000 00:00:1795984326.286932   30673 `: a level, a time, a thread id
 _ABSL_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ ")
 SYNC = b"\0runner-stderr-filter sync "
+# From this line on, TensorFlow's C++ lines below FATAL are dropped: they are about a
+# computation the job left running when a signal stopped it (an aborted rendezvous, a
+# cancelled op), written after the job has said how it ended
+ABANDONED = b"\0runner-stderr-filter abandoned\n"
 KEPT = 100  # lines kept for the next SYNC; the job reads the last few
 
 
@@ -50,6 +55,11 @@ def noise(line: str, gpu: bool) -> bool:
     return any(text in line for text in NOISE) or (not gpu and any(t in line for t in NO_DRIVER))
 
 
+def below_fatal(line: str) -> bool:
+    """A line of TensorFlow's C++ logging at INFO, WARNING or ERROR (absl's prefix)."""
+    return _ABSL_PREFIX.match(line) is not None and line[0] != "F"
+
+
 def shown(line: str) -> str:
     """A kept line as the terminal shows it: without absl's prefix."""
     return _ABSL_PREFIX.sub("", line)
@@ -64,7 +74,11 @@ def main() -> None:
     kept = collections.deque(maxlen=KEPT)
     gpu = None  # asked of nvidia-smi only when a no-driver line comes
     terminal = True  # False once the terminal is gone: the pipe is still read to its end
+    abandoned = False
     for raw in sys.stdin.buffer:  # each line as soon as it is complete
+        if raw == ABANDONED:
+            abandoned = True
+            continue
         if raw.startswith(SYNC):
             number = raw[len(SYNC):].strip().decode()
             try:
@@ -78,7 +92,7 @@ def main() -> None:
             continue
         if gpu is None and any(text in line for text in NO_DRIVER):
             gpu = has_nvidia_gpu()
-        if noise(line, bool(gpu)):
+        if noise(line, bool(gpu)) or (abandoned and below_fatal(line)):
             continue
         text = shown(line)
         if terminal:

@@ -4,6 +4,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -69,11 +70,43 @@ def parent_and_children(client):
     return parent, children
 
 
-def start_cli(directory: Path, *args, env=None, stderr=subprocess.PIPE) -> subprocess.Popen:
+def start_cli(directory: Path, *args, env=None, stderr=subprocess.PIPE,
+              preexec_fn=None) -> subprocess.Popen:
     """`python -m runner ARGS` started in `directory`, as a user types it."""
     return subprocess.Popen([sys.executable, "-m", "runner", *args], cwd=directory,
                             env=env or runner_env(), stdout=subprocess.PIPE, stderr=stderr,
-                            text=True)
+                            text=True, preexec_fn=preexec_fn)
+
+
+class Sweep:
+    """`python -m runner -m ...` in the background, its lines read as they come."""
+
+    def __init__(self, directory: Path, url: str, *overrides: str, preexec_fn=None) -> None:
+        self.process = start_cli(directory, "-m", *overrides,
+                                 env=runner_env(MLFLOW_TRACKING_URI=url), preexec_fn=preexec_fn)
+        self.lines, self.err = [], []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._errors = threading.Thread(target=lambda: self.err.extend(self.process.stderr),
+                                        daemon=True)
+        self._errors.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    def wait_for_line(self, prefix: str, limit: float = 300.0) -> None:
+        deadline = time.monotonic() + limit
+        while not any(line.startswith(prefix) for line in self.lines):
+            assert self.process.poll() is None, "".join(self.lines + self.err)[-3000:]
+            assert time.monotonic() < deadline, f"no line {prefix!r}"
+            time.sleep(0.05)
+
+    def end(self, timeout: float = 600.0) -> tuple:
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(30)
+        self._errors.join(30)
+        return code, "".join(self.lines), "".join(self.err)
 
 
 def run_script(directory: Path, script: str, *args, env=None, timeout=300):

@@ -127,6 +127,33 @@ with tensorflow_logs_read(False):
     assert result.stderr == "gpu_device.cc:99] Check failed: the device is gone\n"
 
 
+def test_a_computation_given_up_on_a_signal_says_nothing_after_the_jobs_last_line(tmp_path):
+    """A job stopped by a signal leaves its prediction running in a thread until the process
+    exits; what TensorFlow then writes of it (a rendezvous aborted by the exit) comes after
+    the job's last line. It is dropped; a fatal line and Python's own lines are not."""
+    late = ("W0000 00:00:1796447922.442584    9198 local_rendezvous.cc:412] Local rendezvous "
+            "is aborting with status: INVALID_ARGUMENT: Shapes of all inputs must match")
+    script = f"""
+import os, sys
+from runner.console import computation_abandoned, tensorflow_logs_read
+
+try:
+    with tensorflow_logs_read(False):
+        computation_abandoned()  # as runner.job does when a signal stops the wait
+        raise KeyboardInterrupt
+except KeyboardInterrupt:
+    print("the job's last line", file=sys.stderr, flush=True)
+os.write(2, {(late + chr(10) + REAL_LINE + chr(10) + LAST_WORDS + chr(10)).encode()!r})
+os.write(2, b"a line of Python's, written to fd 2\\n")
+os._exit(3)
+"""
+    result = run_script(tmp_path, script, env=_without_log_level(), timeout=60)
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        "the job's last line", "gpu_device.cc:99] Check failed: the device is gone",
+        "a line of Python's, written to fd 2"]
+
+
 def test_the_filter_ends_with_its_job_even_when_the_job_is_killed(tmp_path):
     script = """
 import time

@@ -22,7 +22,7 @@ def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, client
     assert parent.data.tags["runner.pid"] not in workers and len(workers) >= 2
     # progress numbered as jobs complete, whichever worker finishes one
     progress = [line.split("]")[0] for line in result.stdout.splitlines() if line[:1] == "["]
-    assert progress == [f"[{n}/8" for n in range(1, 9)]
+    assert progress == [f"[{n}/8" for n in range(1, 9)], result.stdout
     # a job's seconds in the table are its own work, not its worker's import of TensorFlow
     table = {line.split()[1]: float(line.split()[-1]) for line in result.stdout.splitlines()
              if line[:1].isdigit()}

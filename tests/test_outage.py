@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import servers
-from helpers import ARTIFACTS, recorder_of, runner_env, start_cli
+from helpers import ARTIFACTS, Sweep, recorder_of, runner_env, start_cli
 
 pytestmark = [
     pytest.mark.slow,
@@ -33,37 +33,6 @@ def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("server")
     with servers.postgres() as database, servers.mlflow_server(database, directory) as running:
         yield running
-
-
-class Sweep:
-    """`python -m runner -m ...` in the background, its lines read as they come."""
-
-    def __init__(self, directory: Path, url: str, *overrides: str) -> None:
-        self.process = start_cli(directory, "-m", *overrides,
-                                 env=runner_env(MLFLOW_TRACKING_URI=url))
-        self.lines, self.err = [], []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self._errors = threading.Thread(target=lambda: self.err.extend(self.process.stderr),
-                                        daemon=True)
-        self._errors.start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def wait_for_line(self, prefix: str, limit: float = 300.0) -> None:
-        deadline = time.monotonic() + limit
-        while not any(line.startswith(prefix) for line in self.lines):
-            assert self.process.poll() is None, "".join(self.lines + self.err)[-3000:]
-            assert time.monotonic() < deadline, f"no line {prefix!r}"
-            time.sleep(0.05)
-
-    def end(self, timeout: float = 600.0) -> tuple:
-        code = self.process.wait(timeout=timeout)
-        self._reader.join(30)
-        self._errors.join(30)
-        return code, "".join(self.lines), "".join(self.err)
 
 
 def check_sweep(client, experiment: str, cells: int) -> None:

@@ -88,14 +88,19 @@ class GridSweeper(Sweeper):
             resume, cells = split_resume(self._cells(arguments))
         except (ResumeRefused, ConfigError) as refusal:
             _refuse(str(refusal))
+        from runner.recording.local_faults import start_refusal
+        from runner.recording.requests import FindSweep, Tracking
+
+        tracking = Tracking.from_config(
+            OmegaConf.to_container(self.config.tracking, resolve=True))
+        refused = start_refusal(tracking)  # a store or journal that cannot be written
+        if refused is not None:
+            _refuse(f"error: {refused}; no job was started")
         composer = GridComposer(self.hydra_context.config_loader, self.config)
         checking = ComposedAside(composer, cells, _config_digest)  # before any thread
         from runner.recording.client import recording_process
-        from runner.recording.requests import FindSweep, Tracking
 
         process = recording_process()  # MLflow's import, over there, while the cells are composed
-        tracking = Tracking.from_config(
-            OmegaConf.to_container(self.config.tracking, resolve=True))
         grid = tuple(cell_key(cell) for cell in cells)
         starting = finding = None
         if resume is not None:  # the store first: TensorFlow only once a cell is known to run
@@ -240,6 +245,7 @@ class GridSweeper(Sweeper):
         A job of this process is reported once its run is recorded; one that could not be is
         said here, after its own line was printed."""
         from runner.recording.client import RecordingProcessGone, recording_process
+        from runner.recording.local_faults import WaitingForRepair
         from runner.recording.requests import CloseSweep
         from runner.recording.server import RecordsWaiting, StoreUnreachable
         from runner.recording.summary import unrecorded_row
@@ -258,8 +264,10 @@ class GridSweeper(Sweeper):
                 tracking, parent_id, status, jobs, earlier,
                 str(self.config.sort_by.value))).result()
         except RecordsWaiting as error:  # every job's record is kept: sent later, with the close
-            print(f"error: {error}; the sweep's parent run {parent_id} is closed with them",
-                  file=sys.stderr)
+            closed = ("the sweep is closed with them" if isinstance(error, WaitingForRepair)
+                      else f"the sweep's parent run {parent_id} is closed with them")
+            print(f"error: {error}; {closed}", file=sys.stderr)
+            recording_process().close(wait=True)  # its journal let go: the sync may take it
             sys.exit(1)
         except (StoreUnreachable, RecordingProcessGone) as error:
             print(summary_table([unrecorded_row(job) for job in jobs]), flush=True)
@@ -325,12 +333,13 @@ def _refuse(line: str) -> None:
 def _refused_before_any_job():
     """A store that cannot be reached or refuses the user, or a resume that cannot be: one
     line, exit code 1, no job started."""
-    from runner.recording.client import RecordingProcessGone
+    from runner.recording.client import RecordingProcessGone, recording_process
     from runner.recording.server import StoreUnreachable
 
     try:
         yield
     except (StoreUnreachable, RecordingProcessGone) as error:
+        recording_process().close(wait=True)  # its journal, and the folders made for it, go
         _refuse(f"error: {error}; no job was started")
     except ResumeRefused as refusal:
         _refuse(str(refusal))

@@ -74,8 +74,10 @@ class RecordingProcess:
         return RecordingProcessGone(f"the recording process {self.process.pid} ended "
                             f"({'exit code ' + str(code) if code is not None else 'pipe closed'})")
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Close the pipe and wait for the child to finish what it was asked, if anything."""
+    def close(self, timeout: float = 60.0, wait: bool = False) -> None:
+        """Close the pipe and wait for the child to finish what it was asked, if anything;
+        `wait`: until it has ended, its journal and the folders made for it removed (a
+        command refused leaves no file behind)."""
         if not self._asked:  # asked nothing (a sweep refused): no need to wait for its imports
             self.process.kill()
         try:
@@ -83,7 +85,7 @@ class RecordingProcess:
         except OSError:
             pass
         with self._lock:
-            if not self._pending:
+            if not self._pending and not wait:
                 return  # every answer is in: the child ends by itself
         try:
             self.process.wait(timeout)

@@ -8,9 +8,10 @@ Each recording process appends to a file of its own in the journal's directory
     {"dropped": 3}                   it failed where nothing waits for it (a refused start)
     {"failed": 3, "error": "..."}    the store refused it for good: sent no more
 
-A request's line is written and fsynced before it is applied; marks are only flushed: a mark
-lost to a crash makes a request sent again, which changes nothing (the requests are
-idempotent). The process holds an exclusive lock on its file while it lives, so another
+A request's line is written and fsynced before it is applied; marks are only written: a mark
+lost to a crash, or to a full disk, makes a request sent again, which changes nothing (the
+requests are idempotent). A line that a full disk cuts short is taken back (the file is
+truncated to where it began), so the next one starts on a line of its own. The process holds an exclusive lock on its file while it lives, so another
 process (the next start, or `python -m runner.sync`) takes over a file only once its writer
 is gone. A file with nothing left to send is removed when its writer closes it.
 
@@ -30,6 +31,7 @@ from typing import Optional
 
 SUFFIX = ".jsonl"
 SYNC_COMMAND = "python -m runner.sync"
+DEFAULT_DIRECTORY = Path("outputs") / "journal"  # tracking.journal's default, from where it runs
 
 
 @dataclass(frozen=True)
@@ -114,17 +116,33 @@ class JournalFile:
             return entry
 
     def mark(self, entry: Entry, how: str = "done", **details) -> None:
-        """`done`, `dropped` or `failed`: nothing of it is sent again."""
+        """`done`, `dropped` or `failed`: nothing of it is sent again by this process (nor by
+        another, unless the disk was too full to write the mark)."""
         with self._lock:
             if entry.seq in self._open:
-                self._write({how: entry.seq, **details}, sync=False)
+                try:
+                    self._write({how: entry.seq, **details}, sync=False)
+                except OSError:
+                    pass  # the request is in the store: sent again, it changes nothing
                 self._open.discard(entry.seq)
 
     def _write(self, record: dict, sync: bool) -> None:
-        self._handle.write((json.dumps(record) + "\n").encode())
-        self._handle.flush()
-        if sync:
-            os.fsync(self._handle.fileno())
+        """One whole line appended, or none (an OSError says why): unbuffered, so a failed
+        write leaves nothing behind to be written later out of order."""
+        line = memoryview((json.dumps(record) + "\n").encode())
+        descriptor = self._handle.fileno()
+        end = os.lseek(descriptor, 0, os.SEEK_END)
+        try:
+            while line:
+                line = line[os.write(descriptor, line):]
+            if sync:
+                os.fsync(descriptor)
+        except OSError:
+            try:
+                os.ftruncate(descriptor, end)  # the part written taken back: unreadable
+            except OSError:
+                pass  # nothing was written (not a file that can be cut)
+            raise
 
     def pending(self) -> list:
         """The entries not yet marked, in order."""
@@ -178,5 +196,9 @@ def writer_of(path: Path) -> str:
     return f"process {pid} on {host}"
 
 
-def sync_command(directory: Path) -> str:
+def sync_command(directory) -> str:
+    """The command that sends what waits in `directory`: without it where it is the command's
+    default (`outputs/journal`, as a path relative to the working directory names it)."""
+    if Path(directory) == DEFAULT_DIRECTORY:
+        return SYNC_COMMAND
     return f"{SYNC_COMMAND} {directory}"

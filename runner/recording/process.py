@@ -14,6 +14,7 @@ into the pipe never wait for the store.
     python -m runner.recording.process OWNER_PID     (started by recording/client.py)
 """
 
+import logging
 import os
 import pickle
 import queue
@@ -45,6 +46,26 @@ def before_mlflow() -> None:
     """The environment MLflow is imported into: read once, by its import."""
     for name, value in MLFLOW_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+
+
+class _SaidByTheRunner(logging.Filter):
+    """MLflow logs each database error of a sqlite store with its traceback before it raises
+    it. The runner waits out a locked store, and says a full or read-only one in its own line
+    (recording/local_faults.py): those logs are dropped, every other one is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from runner.recording.local_faults import cause_of
+        from runner.recording.store import locked
+
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not (cause_of(error) is not None or locked(error))
+
+
+def quiet_store_errors() -> None:
+    """With MLflow's logs at WARNING or above (the runner's default, unless verbose=true),
+    the store errors the runner says itself are not said twice, with a traceback."""
+    if logging.getLogger("mlflow").getEffectiveLevel() >= logging.WARNING:
+        logging.getLogger("mlflow.store.db.utils").addFilter(_SaidByTheRunner())
 
 
 class OpenStores:
@@ -87,9 +108,9 @@ class OpenStores:
         try:
             self._runs[key] = create()
         except BaseException as error:
-            from runner.recording.server import away
+            from runner.recording.local_faults import worth_waiting_for
 
-            if not (waits and away(error)):
+            if not (waits and worth_waiting_for(error)):
                 self._runs[key] = error  # refused: what ends the run fails the same way
             raise
         return self._runs[key]
@@ -128,6 +149,8 @@ def serve(owner: int) -> None:
     os.nice(NICER)  # the job's TensorFlow import, beside this one's MLflow import, goes first
     before_mlflow()
     from mlflow import MlflowClient  # noqa: F401  (before the first request: why this process is)
+
+    quiet_store_errors()
 
     from runner.recording.delivery import Delivery
 

@@ -1,5 +1,6 @@
 """A tracking server that does not answer, or refuses the user: one error naming it (never
-with credentials), in seconds, not minutes."""
+with credentials), in seconds, not minutes. A store on local disk that cannot be written:
+recording/local_faults.py."""
 
 import functools
 import os
@@ -27,6 +28,11 @@ class LoginRefused(StoreUnreachable):
 class RecordsWaiting(StoreUnreachable):
     """The tracking server stayed away past `tracking.retry_minutes`: the request waits in the
     journal; the message says how many wait, where, and the command that sends them."""
+
+
+class RecordsLost(StoreUnreachable):
+    """The store stayed away past `tracking.retry_minutes` and the journal could not keep the
+    request either (its disk full or read-only): it is not recorded anywhere."""
 
 
 def is_server(uri: str) -> bool:

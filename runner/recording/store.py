@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from runner.recording.limits import ERROR_TAG_LIMIT, params_for_mlflow
+from runner.recording.local_faults import database_of, fault_of, names_the_store, refusal
 from runner.recording.orphans import ERROR, REAPED_BY, owner_tags, reap_once
 from runner.recording.requests import RUN_KEY, JobReport, RunRef, Tracking
 from runner.recording.server import (bound_retries, connection_failed, is_server,
-                                     login_refused, names_the_server, refused, unreachable)
+                                     login_refused, refused, unreachable)
 from runner.result import Failure, JobResult
 
 # The UI opens the runs table ("Model training"), not the GenAI overview, on these experiments
@@ -36,16 +37,22 @@ class Store:
         self.uri, self.experiment = tracking.uri, tracking.experiment
         self.owner_tags = owner_tags(owner, os.getpid())
         bound_retries(self.uri)
+        database = database_of(self.uri)
+        if database is not None and (refused_store := refusal(database)) is not None:
+            raise refused_store  # before its directory, its lock or its file is made
         try:
             self.client, self.experiment_id = _open(tracking)
         except Exception as error:
             if not is_server(self.uri):
-                raise
+                fault = fault_of(self.uri, error)
+                if fault is None:
+                    raise
+                raise fault from error
             raise (login_refused(self.uri, error, self.experiment)
                    or (unreachable(self.uri, error) if connection_failed(error)
                        else refused(self.uri, error))) from error
 
-    @names_the_server
+    @names_the_store
     def create_parent(self, name: str, tags: dict) -> RunRef:
         """A sweep's parent run (orphans of this host reaped first)."""
         self.reap_orphans()
@@ -53,7 +60,7 @@ class Store:
                                      tags={**tags, **self.owner_tags})
         return RunRef(run.info.run_id, self.experiment_id, run.info.artifact_uri)
 
-    @names_the_server
+    @names_the_store
     def start_run(self, name: str, tags: dict, parent_id: Optional[str], start_ms: int) -> RunRef:
         tags = {**tags, **self.owner_tags}
         if parent_id:
@@ -64,7 +71,7 @@ class Store:
                                      start_time=start_ms)
         return RunRef(run.info.run_id, self.experiment_id)
 
-    @names_the_server
+    @names_the_store
     def find_run(self, key: str) -> Optional[RunRef]:
         """The run made with this key (tag RUN_KEY), if the store has it."""
         found = self.client.search_runs([self.experiment_id],
@@ -72,7 +79,7 @@ class Store:
                                         max_results=1)
         return RunRef(found[0].info.run_id, self.experiment_id) if found else None
 
-    @names_the_server
+    @names_the_store
     def finish_run(self, run_id: str, params: dict, result: JobResult, end_ms: int,
                    again: bool = False) -> None:
         """Draw the result's pictures, log everything in one batch, then end the run FINISHED,
@@ -120,13 +127,15 @@ class Store:
         if ours and not keep_error:
             self.client.delete_tag(run_id, ERROR)
 
-    @names_the_server
+    @names_the_store
     def close_sweep(self, parent_id: str, status: Optional[str],
                     jobs: Sequence[JobReport], earlier: Sequence[str] = (),
                     sort_by: str = "job") -> list:
         """The parent's summary (table, figures, note) of each job's latest run, then its end;
         returns the rows. `earlier`: a resumed sweep's runs from before it was resumed;
         `sort_by`: the table's order, job or throughput (fastest first)."""
+        from mlflow.entities import RunTag
+
         from runner.plots import sweep_figures
         from runner.recording.summary import (child_row, latest_attempts, ordered, table_columns,
                                               unrecorded_row)
@@ -153,17 +162,17 @@ class Store:
         speed = sort_by == "throughput"  # a sweep about speed: its figures in table and picture
         text = summary_text(rows, speed)
         self.client.log_text(parent_id, text, "summary.txt")
-        note = sweep_summary(rows, speed)  # a big sweep's grouped by knob: it fits
-        self.client.set_tag(parent_id, "mlflow.note.content", f"```\n{note}\n```"[:ERROR_TAG_LIMIT])
         for name, draw in sweep_figures(rows, speed).items():
             self.client.log_figure(parent_id, draw(rows), name)
         # The address the sweep prints opens the UI on this view of its children
         self.client.set_experiment_tag(self.experiment_id, SHARED_VIEW_TAG + parent_id,
                                        json.dumps(sweep_view(parent_id, speed)))
-        self.client.set_tag(parent_id, "jobs.total", str(len(rows)))
-        self.client.set_tag(parent_id, "jobs.failed", str(len(failed)))
+        note = sweep_summary(rows, speed)  # a big sweep's grouped by knob: it fits
+        tags = {"mlflow.note.content": f"```\n{note}\n```"[:ERROR_TAG_LIMIT],
+                "jobs.total": str(len(rows)), "jobs.failed": str(len(failed))}
         if failed:
-            self.client.set_tag(parent_id, "jobs.failed_cells", "; ".join(failed)[:ERROR_TAG_LIMIT])
+            tags["jobs.failed_cells"] = "; ".join(failed)[:ERROR_TAG_LIMIT]
+        self.client.log_batch(parent_id, tags=[RunTag(key, value) for key, value in tags.items()])
         self.client.set_terminated(parent_id, status or ("FAILED" if failed else "FINISHED"))
         return rows
 

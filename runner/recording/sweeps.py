@@ -8,7 +8,7 @@ from typing import Optional
 
 from runner.identity import grid_sha256
 from runner.recording.requests import Attempt, RunRef, SweepFound
-from runner.recording.server import names_the_server
+from runner.recording.local_faults import names_the_store
 from runner.recording.orphans import process_started
 from runner.recording.store import Store
 from runner.recording.summary import latest_attempts
@@ -22,7 +22,7 @@ TAG_VALUE_LIMIT = 8000
 class SweepStore(Store):
     """The Store, and the sweeps that a resume finds and reopens."""
 
-    @names_the_server
+    @names_the_store
     def create_sweep(self, name: str, tags: dict, grid: tuple) -> RunRef:
         """A sweep's parent, its grid among the tags it is created with (or, past MLflow's
         limit, in GRID_FILE: one more call, for grids of more than about 150 cells)."""
@@ -35,7 +35,7 @@ class SweepStore(Store):
             self.client.log_text(parent.run_id, text, GRID_FILE)
         return parent
 
-    @names_the_server
+    @names_the_store
     def find_sweep(self, which: str, grid_digest: str,
                    listed: bool = False) -> Optional[SweepFound]:
         """The parent that `which` names (`last`: the latest with this grid digest) and the
@@ -74,7 +74,7 @@ class SweepStore(Store):
             rows=[summary_row(record) for record in records],
             resumes=int(tags.get("sweep.resumes", "0")))
 
-    @names_the_server
+    @names_the_store
     def reopen_sweep(self, parent_id: str, skipped: int, ran: int, resumes: int) -> None:
         """The parent RUNNING again, owned by this recorder's process; runs left RUNNING by this
         host's processes that are gone (an earlier attempt's) are ended KILLED first."""
