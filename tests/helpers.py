@@ -28,6 +28,19 @@ SEED_TABLE = {
 ARTIFACTS = {"config.yaml", "device.json", "model_summary.txt", "predictions.npz", "shapes.json"}
 
 
+def check_recorded_whole(client, child) -> None:
+    """A child run recorded once and whole: its shapes matched, no error, not reaped, each
+    metric logged once, every artifact (the picture where it returned sequences)."""
+    assert child.data.tags["shape.match"] == "true"
+    assert "error" not in child.data.tags and "runner.reaped_by" not in child.data.tags
+    assert child.data.metrics["oracle.max_abs_err"] < 1e-5
+    for key in ("oracle.max_abs_err", "param_count", "job.seconds"):
+        assert len(client.get_metric_history(child.info.run_id, key)) == 1  # never twice
+    sequences = child.data.params["return_sequences"] == "true"
+    names = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert names == ARTIFACTS | ({"output_over_time.png"} if sequences else set())
+
+
 # `python -m runner ARGS` that prints, as it exits, which heavy libraries it imported
 PROBE = """
 import atexit, runpy, sys

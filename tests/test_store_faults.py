@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ARTIFACTS, Sweep, runner_env, runs_of
+from helpers import Sweep, check_recorded_whole, runner_env, runs_of
 from runner.recording.journal import files
 
 SWEEP = ["model=lstm", "return_sequences=true,false", "seed=0,1"]  # 4 cells
@@ -457,14 +457,7 @@ def check_every_cell_once(client, cells: int, others: int = 0) -> None:
     assert sorted(int(child.data.tags["job.num"]) for child in children) == list(range(cells))
     assert (parent.data.tags["jobs.total"], parent.data.tags["jobs.failed"]) == (str(cells), "0")
     for child in children:
-        assert child.data.tags["shape.match"] == "true"
-        assert "error" not in child.data.tags and "runner.reaped_by" not in child.data.tags
-        assert child.data.metrics["oracle.max_abs_err"] < 1e-5
-        for key in ("oracle.max_abs_err", "param_count", "job.seconds"):
-            assert len(client.get_metric_history(child.info.run_id, key)) == 1  # never twice
-        sequences = child.data.params["return_sequences"] == "true"
-        names = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert names == ARTIFACTS | ({"output_over_time.png"} if sequences else set())
+        check_recorded_whole(client, child)
 
 
 @pytest.mark.slow
