@@ -37,7 +37,7 @@ $(COMPAT:%=%/.installed): %/.installed: pyproject.toml
 run: $(VENV)/.installed  ## the notebook's 8 cells as one sweep, recorded in outputs/mlflow.db
 	$(PY) -m runner -m sweep=seed
 
-check: $(VENV)/.installed  ## the fast tier: unit and in-process tests, a few CLI stories (about 90 s)
+check: $(VENV)/.installed  ## the fast tier: unit and in-process tests, a few CLI stories (about 70 s)
 	$(FAST) $(PY) -m pytest -q $(XDIST) -m "not slow" tests
 
 test: $(VENV)/.installed  ## everything: real servers, launchers, a browser, faults
