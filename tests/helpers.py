@@ -76,8 +76,8 @@ def runs_of(client, experiment="rnn-shapes"):
                   key=lambda run: run.info.start_time)
 
 
-def parent_and_children(client):
-    runs = runs_of(client)
+def parent_and_children(client, experiment="rnn-shapes"):
+    runs = runs_of(client, experiment)
     [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r is not parent]
     return parent, children
@@ -160,9 +160,10 @@ def wait_until_running(directory: Path, process, runs=1, limit=120.0) -> None:
     pytest.fail("the job's run never started")
 
 
-def check_children(client, total: int, models=("simple_rnn", "lstm", "gru", "bilstm")):
+def check_children(client, total: int, models=("simple_rnn", "lstm", "gru", "bilstm"),
+                   experiment="rnn-shapes"):
     """One FINISHED parent over `total` FINISHED children, each recorded whole: (parent, kids)."""
-    parent, children = parent_and_children(client)
+    parent, children = parent_and_children(client, experiment)
     assert len(children) == total
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert {c.info.status for c in children} == {"FINISHED"} and parent.info.status == "FINISHED"

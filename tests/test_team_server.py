@@ -22,16 +22,27 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def team_server(tmp_path):
-    with servers.postgres() as database, servers.team_server(database, tmp_path) as server:
-        yield server
+@pytest.fixture(scope="module")
+def _server(tmp_path_factory):
+    """One PostgreSQL and one team server for the module (about 15 s to start); each test
+    records into an experiment of its own, as a team's members name theirs."""
+    directory = tmp_path_factory.mktemp("team")
+    with servers.postgres() as database, servers.team_server(database, directory) as server:
+        yield server, server.create_user("alice")
 
 
 @pytest.fixture
-def alice(team_server, monkeypatch):
+def team_server(_server):
+    server, _ = _server
+    if server.process is None or server.process.poll() is not None:  # a test stopped it
+        server.start()
+    return server
+
+
+@pytest.fixture
+def alice(team_server, _server, monkeypatch):
     """A user of the team server: the environment of her shell (this test's own client too)."""
-    login = team_server.create_user("alice")
+    _, login = _server
     for name, value in login.items():
         monkeypatch.setenv(name, value)
     return {"MLFLOW_TRACKING_URI": team_server.url, **login}
@@ -42,10 +53,10 @@ def test_sixteen_jobs_on_four_workers_reach_the_team_server(team_server, alice, 
 
     result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",
                      "model=simple_rnn,lstm,gru,bilstm", "return_sequences=false,true", "seed=0,1",
-                     env=alice)
+                     "tracking.experiment=four-workers", env=alice)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(team_server.url)
-    parent, children = check_children(client, 16)
+    parent, children = check_children(client, 16, experiment="four-workers")
     assert {c.data.params["seed"] for c in children} == {"0", "1"}
     for child in children:  # proxied: the run points at the server, the files are in its store
         assert child.info.artifact_uri.startswith("mlflow-artifacts:/")
@@ -59,6 +70,7 @@ def test_sixteen_jobs_on_four_workers_reach_the_team_server(team_server, alice, 
 # the story of a sweep that fails fast and is resumed (test_outage.py: the journal's story)
 GRID = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "model=simple_rnn,lstm,gru,bilstm",
         "return_sequences=false,true", "tracking.journal=null"]
+STOPPED = "tracking.experiment=stopped"
 
 
 def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
@@ -67,12 +79,12 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
 
     client = MlflowClient(team_server.url)
     env = runner_env(**alice)
-    sweep = start_cli(tmp_path, "-m", *GRID, env=env)
+    sweep = start_cli(tmp_path, "-m", *GRID, STOPPED, env=env)
     try:
         finished = []
         while len(finished) < 2:  # then the server goes away, with six jobs still to run
             assert sweep.poll() is None, sweep.communicate()
-            experiment = client.get_experiment_by_name("rnn-shapes")
+            experiment = client.get_experiment_by_name("stopped")
             if experiment is not None:
                 finished = client.search_runs([experiment.experiment_id],
                                               filter_string="attributes.status = 'FINISHED'")
@@ -95,7 +107,7 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
     assert len(summary) == 8  # every cell is in the table, recorded or not
 
     team_server.start()  # the same database: what reached it is there once, nothing twice
-    runs = runs_of(client)
+    runs = runs_of(client, "stopped")
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     names = [c.info.run_name for c in children]
     assert len(names) == len(set(names)) <= 8
@@ -105,10 +117,10 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
         assert {a.path for a in client.list_artifacts(child.info.run_id)} >= ARTIFACTS
 
     # the next job on this host ends what the outage left RUNNING (the parent, a job mid-record)
-    again = start_cli(tmp_path, env=env)
+    again = start_cli(tmp_path, STOPPED, env=env)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-2000:]
-    runs = runs_of(client)
+    runs = runs_of(client, "stopped")
     assert [r for r in runs if r.info.status == "RUNNING"] == []
     for run in runs:
         if run.info.status == "KILLED":
@@ -118,7 +130,7 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
     # resumed: what did not finish runs again under the same parent, on joblib's workers
     [parent] = [r for r in runs if "sweep.dir" in r.data.tags]
     kept = {c.data.tags["job.num"]: c.info.run_id for c in done}
-    resumed = start_cli(tmp_path, "-m", *GRID, "resume=last", env=env)
+    resumed = start_cli(tmp_path, "-m", *GRID, STOPPED, "resume=last", env=env)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     assert out.splitlines()[0].startswith(
@@ -126,7 +138,7 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
     parent = client.get_run(parent.info.run_id)
     assert parent.info.status == "FINISHED"
     assert (parent.data.tags["jobs.total"], parent.data.tags["jobs.skipped"]) == ("8", str(len(kept)))
-    children = [r for r in runs_of(client) if r.data.tags.get("mlflow.parentRunId")
+    children = [r for r in runs_of(client, "stopped") if r.data.tags.get("mlflow.parentRunId")
                 == parent.info.run_id]
     current = {c.data.tags["job.num"]: c for c in children if "superseded_by" not in c.data.tags}
     assert sorted(current) == [str(job) for job in range(8)]
@@ -137,20 +149,21 @@ def test_a_server_stopped_mid_sweep_fails_the_rest_fast_and_the_sweep_resumes(
             job = child.data.tags["job.num"]
             assert child.data.tags["superseded_by"] == current[job].info.run_id
     # again: nothing left to run; another grid: refused
-    total = len(runs_of(client))
-    again = start_cli(tmp_path, "-m", *GRID, "resume=last", env=env)
+    total = len(runs_of(client, "stopped"))
+    again = start_cli(tmp_path, "-m", *GRID, STOPPED, "resume=last", env=env)
     out, err = again.communicate(timeout=300)
     assert again.returncode == 0, err[-3000:]
     assert out.splitlines()[0] == (f"resume: every cell of sweep {parent.info.run_id} FINISHED "
                                    f"with the same config; nothing to run")
-    other = start_cli(tmp_path, "-m", *GRID[:-2], GRID[-1], "return_sequences=true",
+    other = start_cli(tmp_path, "-m", *GRID[:-2], GRID[-1], STOPPED, "return_sequences=true",
                       f"resume={parent.info.run_id}", env=env)
     out, err = other.communicate(timeout=300)
     assert other.returncode == 1
     assert err.startswith(f"resume: this grid is not the grid of sweep {parent.info.run_id}: "
-                          f"missing 'model=bilstm return_sequences=false tracking.journal=null', ")
+                          f"missing 'model=bilstm return_sequences=false tracking.experiment=stopped "
+                          f"tracking.journal=null', ")
     assert err.count("\n") == 1
-    assert len(runs_of(client)) == total  # neither made a run
+    assert len(runs_of(client, "stopped")) == total  # neither made a run
 
 
 def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, alice, run_cli,
@@ -159,11 +172,12 @@ def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, al
     password, or as a user who may only read: one line, no job, no run."""
     from mlflow import MlflowClient
 
-    sweep = ["-m", "model=simple_rnn,gru"]
+    sweep = ["-m", "model=simple_rnn,gru", "tracking.experiment=logins"]
     result = run_cli(*sweep, env=alice)
     assert result.returncode == 0, result.stderr[-3000:]
     client = MlflowClient(team_server.url)
-    parent, children = check_children(client, 2, models=("simple_rnn", "gru"))
+    parent, children = check_children(client, 2, models=("simple_rnn", "gru"),
+                                      experiment="logins")
     password = alice["MLFLOW_TRACKING_PASSWORD"]
     for run in (parent, *children):
         recorded = [*run.data.params.values(), *run.data.tags.values()]
@@ -174,13 +188,14 @@ def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, al
 
     # the same login written into the address: used, and never shown or recorded either
     address = team_server.url.replace("://", f"://alice:{password}@")
-    by_address = run_cli("-m", "model=lstm", f"tracking.uri={address}")  # no MLFLOW_* set
+    by_address = run_cli("-m", "model=lstm", "tracking.experiment=logins",
+                         f"tracking.uri={address}")  # no MLFLOW_* set
     assert by_address.returncode == 0, by_address.stderr[-3000:]
     assert password not in by_address.stdout + by_address.stderr
-    runs = [run for run in runs_of(client) if "lstm" in run.info.run_name]
+    runs = [run for run in runs_of(client, "logins") if "lstm" in run.info.run_name]
     assert sorted(run.info.run_name for run in runs) == [
-        f"model=lstm tracking.uri={team_server.url}",  # the parent
-        f"model=lstm,tracking.uri={team_server.url}"]
+        f"model=lstm tracking.experiment=logins tracking.uri={team_server.url}",  # the parent
+        f"model=lstm,tracking.experiment=logins,tracking.uri={team_server.url}"]
     for run in runs:
         recorded = [*run.data.params.values(), *run.data.tags.values()]
         assert not any(password in value for value in recorded)
@@ -197,7 +212,7 @@ def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, al
                              f"MLFLOW_TRACKING_PASSWORD; no job was started\n"),
         "a reader": ({"MLFLOW_TRACKING_URI": url, **bob},
                      f"error: tracking server {url}: user bob may not write to experiment "
-                     f"rnn-shapes (HTTP 403); its owner or an admin of the server can grant EDIT; "
+                     f"logins (HTTP 403); its owner or an admin of the server can grant EDIT; "
                      f"no job was started\n"),
     }
     for case, (env, line) in refusals.items():
@@ -206,7 +221,7 @@ def test_only_the_team_writes_and_a_refused_login_starts_nothing(team_server, al
         print(f"{case}: refused in {time.monotonic() - started:.1f} s")
         assert (refused.returncode, refused.stderr, refused.stdout) == (1, line, ""), case
         assert env.get("MLFLOW_TRACKING_PASSWORD", "-") not in refused.stderr
-    assert len(runs_of(client)) == 5  # the two sweeps', and nothing from the refused ones
+    assert len(runs_of(client, "logins")) == 5  # the two sweeps', nothing from the refused
     assert len(list((tmp_path / "outputs").glob("multirun/*/*/[0-9]"))) == 3  # their jobs only
 
 def test_a_reaper_that_collides_with_another_goes_on_and_its_job_creates_its_run(
@@ -221,7 +236,7 @@ def test_a_reaper_that_collides_with_another_goes_on_and_its_job_creates_its_run
     from runner.recording.store import Store
 
     client = MlflowClient(team_server.url)
-    store = Store(Tracking(team_server.url, "rnn-shapes"), os.getpid())
+    store = Store(Tracking(team_server.url, "reapers"), os.getpid())
     owner = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
                              stdin=subprocess.PIPE)
     orphan = client.create_run(store.experiment_id, tags=owner_tags(owner.pid, owner.pid),
