@@ -24,6 +24,26 @@ for profile, examples in (("test", 100), ("check", 25)):
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 
 
+# The longest modules, by `pytest --durations=0` on two workers (seconds of test time, all
+# tests of the module together): real servers stopped and started, sweeps, benchmark smoke runs
+LONGEST = ("test_team_server.py",  # 284 (each test its own server; now one a module)
+           "test_outage.py",  # 234
+           "test_benchmarks.py",  # 175
+           "test_faults.py",  # 142
+           "test_first_hour.py",  # 119
+           "test_launchers.py",  # 96
+           "test_resume.py",  # 89
+           "test_ui.py",  # 43, one test
+           "test_wheel.py")  # 35, one test
+
+
+def pytest_collection_modifyitems(items):
+    """The longest modules first, each kept whole: the two test processes start on the long
+    tests and end on short ones, instead of one finishing a long test alone at the end."""
+    rank = {name: index for index, name in enumerate(LONGEST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST)))
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """compose(overrides) -> the job config as a job sees it (`${hydra:...}` resolves), its
