@@ -13,7 +13,6 @@ import typing
 from pathlib import Path
 from typing import Optional
 
-from runner.schema import RunnerSchema, TrackingSchema
 from runner.vocabulary import spell
 
 METRICS = ("param_count", "oracle.max_abs_err", "output.mean", "output.std", "job.seconds")
@@ -31,14 +30,15 @@ CELLS_FILE = "cells.json"  # a closed sweep's cell_records, on its parent: read 
 
 
 def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
-                experiment: str = TrackingSchema.experiment):
+                experiment: Optional[str] = None):
     """One row per cell of the sweep (`last`, or a run id of its parent or of one of its jobs),
     each cell's latest run: `job`, the knobs that vary across the cells, typed as the schema
     types them (ints, floats, booleans), `shape.<output>`, `status`, the main metrics (with
     `predict.median_seconds` and `throughput.sequences_per_second` where cells were timed;
     `model.mult_adds` and `memory.estimate_mb` where the runs recorded the oracle's estimates),
     `run_id`.
-    `uri`: MLFLOW_TRACKING_URI, else the project's default store under ./outputs.
+    `uri`: MLFLOW_TRACKING_URI, else the project's default store under ./outputs;
+    `experiment`: the project's default experiment unless named.
 
     A sweep that ended FINISHED or FAILED is read from the records its parent keeps
     (CELLS_FILE, written as it closed: one file, where its children's runs are a thousand);
@@ -46,6 +46,9 @@ def sweep_frame(sweep: str = "last", uri: Optional[str] = None,
     import pandas as pd
     from mlflow import MlflowClient
 
+    from runner.schema import TrackingSchema
+
+    experiment = experiment or TrackingSchema.experiment
     uri = uri or default_uri()
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
         raise NoSweep(f"results: no store at {_store(uri)}; run a sweep first")
@@ -179,6 +182,8 @@ def _parent(client, experiment_id: str, sweep: str):
 def schema_type(key: str):
     """The schema's type of a dotted key (`str` for a config group's choice such as `model`),
     or None where the config is free-form (a layer's arguments)."""
+    from runner.schema import RunnerSchema
+
     schema = RunnerSchema
     parts = key.split(".")
     for index, part in enumerate(parts):
@@ -283,6 +288,8 @@ def _cell(value) -> str:
 
 
 def main(argv=None) -> None:
+    from runner.schema import TrackingSchema
+
     parser = argparse.ArgumentParser(prog="python -m runner.results",
                                      description=__doc__.split("\n\n")[0].split(": ", 1)[1])
     parser.add_argument("sweep", nargs="?", default="last",
