@@ -24,17 +24,12 @@ for profile, examples in (("test", 100), ("check", 25)):
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 
 
-# The longest modules, by `pytest --durations=0` on two workers (seconds of test time, all
-# tests of the module together): real servers stopped and started, sweeps, benchmark smoke runs
-LONGEST = ("test_team_server.py",  # 284 (each test its own server; now one a module)
-           "test_outage.py",  # 234
-           "test_benchmarks.py",  # 175
-           "test_faults.py",  # 142
-           "test_first_hour.py",  # 119
-           "test_launchers.py",  # 96
-           "test_resume.py",  # 89
-           "test_ui.py",  # 43, one test
-           "test_wheel.py")  # 35, one test
+# The longest modules, as `pytest --durations=0` on two workers measured them
+# (all tests of a module together): real servers stopped and started, sweeps, benchmark smoke
+# runs; the last two are a single long test each
+LONGEST = ("test_team_server.py", "test_outage.py", "test_benchmarks.py", "test_faults.py",
+           "test_first_hour.py", "test_launchers.py", "test_resume.py", "test_ui.py",
+           "test_wheel.py")
 
 
 def pytest_collection_modifyitems(items):
