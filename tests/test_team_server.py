@@ -28,24 +28,27 @@ def _server(tmp_path_factory):
     records into an experiment of its own, as a team's members name theirs."""
     directory = tmp_path_factory.mktemp("team")
     with servers.postgres() as database, servers.team_server(database, directory) as server:
-        yield server, server.create_user("alice")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def _alice_login(_server) -> dict:
+    return _server.create_user("alice")
 
 
 @pytest.fixture
 def team_server(_server):
-    server, _ = _server
-    if server.process is None or server.process.poll() is not None:  # a test stopped it
-        server.start()
-    return server
+    if _server.process is None or _server.process.poll() is not None:  # a test stopped it
+        _server.start()
+    return _server
 
 
 @pytest.fixture
-def alice(team_server, _server, monkeypatch):
+def alice(team_server, _alice_login, monkeypatch):
     """A user of the team server: the environment of her shell (this test's own client too)."""
-    _, login = _server
-    for name, value in login.items():
+    for name, value in _alice_login.items():
         monkeypatch.setenv(name, value)
-    return {"MLFLOW_TRACKING_URI": team_server.url, **login}
+    return {"MLFLOW_TRACKING_URI": team_server.url, **_alice_login}
 
 
 def test_sixteen_jobs_on_four_workers_reach_the_team_server(team_server, alice, run_cli, tmp_path):
