@@ -47,10 +47,11 @@ def explain(cfg: DictConfig, hydra_cfg, multirun: bool):
 def run(cfg: DictConfig, hydra_cfg, multirun: bool):
     """Make inputs, build, predict, check, record; print the notebook's line."""
     from runner.errors import ConfigError
-    from runner.validate import validate
+    from runner.validate import checked, validate
 
+    spec = checked(hydra_cfg.overrides.task) if multirun else None  # as its sweep checked it
     try:
-        spec = validate(cfg, hydra_cfg.overrides.task)  # before any run or TensorFlow
+        spec = spec or validate(cfg, hydra_cfg.overrides.task)  # before any run or TensorFlow
     except ConfigError as error:
         _refuse(hydra_cfg, error)  # one line, starting with the key
     if cfg.resume is not None and not multirun:  # a sweep's jobs never see it (runner_sweeper)

@@ -61,6 +61,20 @@ def walk(node, key: str = ""):
         yield key, node
 
 
+_CHECKED: dict = {}  # a sweep's cells, checked before its jobs run in the sweeper's process
+
+
+def keep_checked(task: tuple, spec: JobSpec) -> None:
+    """A sweep's cell, checked, kept for its job in this process: by the overrides it has."""
+    _CHECKED[task] = spec
+
+
+def checked(task: Sequence[str]) -> Optional[JobSpec]:
+    """The spec a sweep checked for the job of these overrides, once; None where none was
+    kept (a job alone, or in a launcher's worker), and the job checks its config itself."""
+    return _CHECKED.pop(tuple(task), None)
+
+
 def validate(cfg: DictConfig, typed: Sequence[str] = (),
              memo: Optional[ProbeMemo] = None) -> JobSpec:
     """The job's spec; ConfigError naming the dotted key and what is allowed when a value is

@@ -166,3 +166,33 @@ def test_each_cell_is_composed_once(tmp_path, client):
     job_dirs = sorted(p.parent.parent.name
                       for p in (tmp_path / "outputs").glob("multirun/*/*/*/.hydra/hydra.yaml"))
     assert job_dirs == ["0", "1"]  # one sweep directory, as Hydra's own composition gives
+
+
+COUNTED_VALIDATE = """
+import atexit, os, runpy, sys
+import runner.validate as validate
+checked = validate.validate
+calls = []
+def counted(*args, **kwargs):
+    calls.append(os.getpid())
+    return checked(*args, **kwargs)
+validate.validate = counted
+here = os.getpid()
+atexit.register(lambda: print(f"validated here: {calls.count(here)}; kept: {len(validate._CHECKED)}"))
+sys.argv = ["runner", *sys.argv[1:]]
+runpy.run_module("runner", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_a_sweep_checks_each_cell_once_and_its_jobs_run_on_that_check(tmp_path, client):
+    """The cells are checked in forked children before any run; a job in the sweeper's own
+    process takes its cell's spec from there and is not validated again."""
+    result = run_script(tmp_path, COUNTED_VALIDATE, "-m", "model=lstm,gru",
+                        "return_sequences=false,true")
+    assert result.returncode == 0, result.stderr
+    assert "validated here: 0; kept: 0" in result.stdout
+    parent, children = parent_and_children(client)
+    assert sorted(c.data.tags["shape.output"] for c in children) == [
+        "(4, 3)", "(4, 3)", "(4, 30, 3)", "(4, 30, 3)"]
+    assert {c.info.status for c in children} == {"FINISHED"}

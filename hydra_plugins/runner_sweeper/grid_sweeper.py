@@ -28,7 +28,7 @@ from runner.identity import (cell_key, config_sha256, grid_sha256, is_resume, jo
                              unescaped)
 from runner.refusals import unknown_option
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
-from runner.validate import validate
+from runner.validate import keep_checked, validate
 from runner.vocabulary import spell_overrides
 
 
@@ -97,7 +97,8 @@ class GridSweeper(Sweeper):
         if refused is not None:
             _refuse(f"error: {refused}; no job was started")
         composer = GridComposer(self.hydra_context.config_loader, self.config)
-        checking = ComposedAside(composer, cells, _config_digest)  # before any thread
+        keep = self._jobs_run_here() and len(cells) <= HERE_BATCH  # each job's spec, for itself
+        checking = ComposedAside(composer, cells, _checked if keep else _config_digest)
         from runner.recording.client import recording_process
 
         process = recording_process()  # MLflow's import, over there, while the cells are composed
@@ -110,6 +111,10 @@ class GridSweeper(Sweeper):
         outcomes = checking.result()
         self._say_composed_alone(outcomes)
         _refuse_invalid_cells(outcomes)
+        if keep:  # (digest, (task, spec)) for a valid cell
+            for _, checked, _, _ in outcomes:
+                keep_checked(*checked[1])
+            outcomes = [(cell, checked[0], None, alone) for cell, checked, _, alone in outcomes]
         with _refused_before_any_job():
             if finding is None:
                 parent, plan, earlier = self._create_parent(tracking, grid), Plan.whole(cells), ()
@@ -305,6 +310,15 @@ def _resume_command(parent_id: str) -> str:
 def _config_digest(config, memo=None) -> str:
     """A cell's job config checked, and its digest as its run's `config.sha256` will be."""
     return config_sha256(validate(config, HydraConfig.get().overrides.task, memo).config)
+
+
+def _checked(config, memo=None) -> tuple:
+    """(the digest, as `_config_digest`; the overrides the cell's job will have, and its
+    spec): kept for a job run in this process (runner.validate.keep_checked), which is then
+    not checked twice."""
+    task = tuple(HydraConfig.get().overrides.task)
+    spec = validate(config, task, memo)
+    return config_sha256(spec.config), (task, spec)
 
 
 def _explained(config, memo=None):
