@@ -8,7 +8,6 @@ hidden, not even the last line of a process that aborts."""
 
 import atexit
 import contextlib
-import functools
 import io
 import itertools
 import json
@@ -20,7 +19,7 @@ import threading
 import time
 from typing import Optional
 
-from runner.stderr_filter import ABANDONED, SYNC, has_nvidia_gpu
+from runner.stderr_filter import ABANDONED, SYNC
 
 
 def quiet_libraries(verbose: bool) -> None:
@@ -208,21 +207,3 @@ def tensorflow_logs_read(verbose: bool, kept: Optional[list] = None):
     finally:
         _filtering.release()
 
-
-@functools.lru_cache(maxsize=None)
-def start_tensorflow(verbose: bool) -> Optional[str]:
-    """Import Keras and let TensorFlow find its devices, quietly (see `tensorflow_logs_read`);
-    once per process. Returns why TensorFlow does not use the NVIDIA GPU this machine has (a
-    job then fails with it), or None."""
-    said = []
-    with tensorflow_logs_read(verbose, said):
-        import keras  # noqa: F401
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-    if gpus or not has_nvidia_gpu():
-        return None
-    why = "; ".join(said[-3:]) or "it said nothing"
-    return (f"device: this machine has an NVIDIA GPU but TensorFlow found none ({why}); "
-            "install the gpu extra (pip install -e '.[gpu]'), or set CUDA_VISIBLE_DEVICES= "
-            "to run on the CPU")

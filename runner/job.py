@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from runner.console import computation_abandoned, start_tensorflow, tensorflow_logs_read
+from runner.backends import runs_here, start_keras, worker
+from runner.console import computation_abandoned, tensorflow_logs_read
 from runner.errors import DeviceError
 from runner.experiment import run_experiment
 from runner.identity import config_sha256
@@ -89,19 +90,27 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
     with interruptible():  # from here a signal is kept, and ends the run KILLED
         process = recording_process()
         key = process.new_key()
-        tags = {"job.num": str(identity.job_num), "config.sha256": config_sha256(spec.config)}
+        tags = {"job.num": str(identity.job_num), "config.sha256": config_sha256(spec.config),
+                # the same cell on another backend has the same: runs compared across backends
+                "cell.sha256": config_sha256({key: value for key, value in spec.config.items()
+                                              if key != "backend"})}
         started = process.submit(StartRun(tracking, key, identity.name, tags,
                                             identity.parent_id, _now_ms()))
         result = None
         try:
-            unused_gpu = start_tensorflow(spec.config["verbose"])  # MLflow's import elsewhere
-            if unused_gpu is not None:
-                raise DeviceError(unused_gpu)
+            backend, verbose = spec.config["backend"], spec.config["verbose"]
+            experiment = run_experiment
+            if runs_here(backend):
+                unused_gpu = start_keras(backend, verbose)  # MLflow's import elsewhere
+                if unused_gpu is not None:
+                    raise DeviceError(unused_gpu)
+            else:  # another backend's Keras is this process's: its worker runs the job
+                experiment = worker(backend, verbose).run_experiment
             if identity.parent_id is None:
                 started.result()
-            with signals_raise(), tensorflow_logs_read(spec.config["verbose"]):
+            with signals_raise(), tensorflow_logs_read(verbose):
                 try:
-                    result = call_while_waiting(run_experiment, spec, artifact_dir)
+                    result = call_while_waiting(experiment, spec, artifact_dir)
                 except Interrupted:  # the experiment goes on in its thread until the exit
                     computation_abandoned()
                     raise

@@ -7,7 +7,7 @@ from typing import Optional
 from urllib.parse import quote, unquote, urlencode, urlparse
 
 from runner.shapes import StackPlan, describe, format_shape, symbolic_finding
-from runner.vocabulary import without_login
+from runner.vocabulary import BACKENDS_DIFF, without_login
 
 
 def text_table(header: list, rows: list) -> str:
@@ -23,14 +23,16 @@ def summary_table(rows: list, speed: bool = False) -> str:
     """The multirun's table: one line per job, as stored on the parent run; with `speed`, each
     timed cell's throughput and median call too."""
     timed = speed and any(row.get("throughput", "") != "" for row in rows)
+    across = any(row.get(BACKENDS_DIFF, "") != "" for row in rows)  # cells on several backends
     from runner.cost import human_count
 
     header = ["job", "overrides", "output", "expected", "match", "params", "mult-adds",
-              "est. MiB", "max_abs_err",
+              "est. MiB", "max_abs_err", *(["backends differ"] if across else []),
               *(["seq/s", "median s"] if timed else []), "status", "seconds"]
     body = []
     for row in rows:
-        err = row["oracle.max_abs_err"]
+        err, differ = row["oracle.max_abs_err"], row.get(BACKENDS_DIFF, "")
+        across_backends = [f"{differ:.1e}" if differ != "" else "-"] if across else []
         speed = []
         if timed:
             speed = ([f"{row['throughput']:.0f}", f"{row['median_seconds']:.4f}"]
@@ -43,7 +45,7 @@ def summary_table(rows: list, speed: bool = False) -> str:
             row["shape.match"] or "-", row["param_count"] if row["param_count"] != "" else "-",
             human_count(row["mult_adds"]) if row.get("mult_adds", "") != "" else "-",
             f"{row['memory_mb']:.1f}" if row.get("memory_mb", "") != "" else "-",
-            f"{err:.1e}" if err != "" else "-", *speed,
+            f"{err:.1e}" if err != "" else "-", *across_backends, *speed,
             row["status"] + (f" ({row['error']})" if row["error"] else ""), row["seconds"],
         ])
     return text_table(header, body)

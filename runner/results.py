@@ -17,6 +17,7 @@ from runner.vocabulary import spell
 
 METRICS = ("param_count", "oracle.max_abs_err", "output.mean", "output.std", "job.seconds")
 COST_METRICS = ("model.mult_adds", "memory.estimate_mb")  # the oracle's estimates, where recorded
+ACROSS_METRICS = ("backends.max_abs_diff",)  # vocabulary.BACKENDS_DIFF: cells on several backends
 FORMATS = ("table", "csv", "json", "markdown")
 # `key=value` items of a run's name (Hydra's override_dirname): a value runs to the next `,key=`
 _OVERRIDE = re.compile(r"(?:^|,)([+~]*[\w./-]+)=(.*?)(?=,[+~]*[\w./-]+=|$)")
@@ -141,7 +142,9 @@ def _frame(pd, records: list):
              if any(metric in record["metrics"] for record in records)]
     costed = [metric for metric in COST_METRICS
               if any(metric in record["metrics"] for record in records)]
-    for metric in (METRICS[0], *costed, *METRICS[1:], *timed):  # speed where the runs were timed
+    across = [metric for metric in ACROSS_METRICS
+              if any(metric in record["metrics"] for record in records)]
+    for metric in (METRICS[0], *costed, *METRICS[1:2], *across, *METRICS[2:], *timed):  # speed where the runs were timed
         columns[metric] = [record["metrics"].get(metric) for record in records]
     columns["param_count"] = [None if value is None else int(value)
                               for value in columns["param_count"]]

@@ -19,6 +19,12 @@ class Precision(str, Enum):  # Keras's dtype policies
     mixed_bfloat16 = "mixed_bfloat16"
 
 
+class Backend(str, Enum):  # Keras's backends: each job in a process whose Keras uses its own
+    tensorflow = "tensorflow"
+    jax = "jax"
+    torch = "torch"
+
+
 class SortBy(str, Enum):  # a sweep's summary table
     job = "job"
     throughput = "throughput"
@@ -78,6 +84,7 @@ class RunnerSchema:
     seed: int = 0
     mode: Mode = Mode.run
     precision: Precision = Precision.float32
+    backend: Backend = Backend.tensorflow
     jit_compile: str = "auto"  # auto | true | false; a job spec holds "auto", True or False
     timing: TimingSchema = field(default_factory=TimingSchema)
     tolerances: Dict[str, float] = field(default_factory=dict)  # per precision

@@ -3,6 +3,7 @@
 Every check of a config lives here or in the oracle it calls (`runner.shapes`)."""
 
 import dataclasses
+import importlib.util
 import math
 import re
 from dataclasses import dataclass
@@ -179,6 +180,10 @@ def _check_ranges(config: dict) -> None:
     if str(config["jit_compile"]).lower() not in JIT_COMPILE:
         raise ConfigError(f"jit_compile: {config['jit_compile']!r} is not one of auto, true, "
                           "false")
+    backend = config["backend"]
+    if backend != "tensorflow" and importlib.util.find_spec(backend) is None:
+        raise ConfigError(f"backend: {backend} is not installed here; pip install "
+                          f"'rnn-shapes-runner[{backend}]' (docs/scaling.md: its GPU build)")
     if not config["tolerance"] > 0:
         raise ConfigError(f"tolerance: must be a positive number, got {config['tolerance']}")
     if not 0 <= data["padding"] < 1:

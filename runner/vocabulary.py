@@ -76,6 +76,9 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 # defaults: a knob set otherwise on a stack that does not take it is reported, never claimed
 KNOBS = {"return_sequences": False, "return_state": False, "merge_mode": "concat"}
 
+# A cell's runs on several backends: the largest difference between any two's predictions
+BACKENDS_DIFF = "backends.max_abs_diff"
+
 
 def did_you_mean(word, choices, prefix: str = "") -> str:
     """` (did you mean units?)` for the choice closest to a mistyped word, or "" if none is."""

@@ -88,9 +88,9 @@ def _written(config) -> str:
 def test_a_grid_composed_from_its_choices_is_hydras_cell_by_cell(arguments, explain):
     from hydra_plugins.runner_sweeper.composing import CellChecker, split_arguments
     from runner.composition import GridComposer
-    from hydra_plugins.runner_sweeper.grid_sweeper import _config_digest, _explained
+    from hydra_plugins.runner_sweeper.composing import config_digest, explained_cell
 
-    check = _explained if explain else _config_digest
+    check = explained_cell if explain else config_digest
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
         loader = GlobalHydra.instance().config_loader()
         try:

@@ -17,8 +17,10 @@ from omegaconf import OmegaConf, read_write
 
 from runner.composition import GridComposer
 from runner.errors import ConfigError
+from runner.identity import config_sha256, job_name
 from runner.interpolations import HYDRA_PER_CELL, ProbeMemo, hydra_reads, related, value_at
 from runner.refusals import one_line, unknown_option
+from runner.validate import validate
 from runner.vocabulary import spell_overrides
 
 # Cells a child process checks at least: below twice this, one child checks the whole grid
@@ -199,6 +201,28 @@ class ComposedAside:
                     os.waitpid(pid, 0)
             self._outcomes = outcomes
         return self._outcomes
+
+
+def config_digest(config, memo=None) -> str:
+    """A cell's job config checked, and its digest as its run's `config.sha256` will be."""
+    return config_sha256(validate(config, HydraConfig.get().overrides.task, memo).config)
+
+
+def checked_cell(config, memo=None) -> tuple:
+    """(the digest, as `config_digest`; the overrides the cell's job will have, and its
+    spec): kept for a job run in this process (runner.validate.keep_checked), which is then
+    not checked twice."""
+    task = tuple(HydraConfig.get().overrides.task)
+    spec = validate(config, task, memo)
+    return config_sha256(spec.config), (task, spec)
+
+
+def explained_cell(config, memo=None):
+    """A cell's table, or why Keras cannot build its stack, named as its job would be."""
+    from runner.explain import explain_config
+
+    hydra_cfg = HydraConfig.get()
+    return explain_config(config, job_name(hydra_cfg.job), hydra_cfg.overrides.task, memo)
 
 
 def composed_alone(outcomes: list) -> list:

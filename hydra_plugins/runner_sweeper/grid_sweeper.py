@@ -18,28 +18,18 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext
 from omegaconf import OmegaConf, open_dict, read_write
 
-from hydra_plugins.runner_sweeper.composing import (ComposedAside, composed_alone,
+from hydra_plugins.runner_sweeper.composing import (ComposedAside, checked_cell, composed_alone,
+                                                     config_digest, explained_cell,
                                                      split_arguments)
 from hydra_plugins.runner_sweeper.tasks import SweepTask, job_report, live
 from runner.composition import GridComposer, PrecomposedConfigLoader
 from runner.errors import ConfigError
 from runner.resume import Plan, ResumeRefused, plan_resume, split_resume
-from runner.identity import (cell_key, config_sha256, grid_sha256, is_resume, job_name,
-                             unescaped)
+from runner.identity import cell_key, grid_sha256, is_resume, unescaped
 from runner.refusals import unknown_option
 from runner.signals import Interrupted, interruptible, signal_received, signals_raise
-from runner.validate import keep_checked, validate
+from runner.validate import keep_checked
 from runner.vocabulary import spell_overrides
-
-
-def _start_tensorflow_aside(verbose: bool) -> threading.Thread:
-    """TensorFlow's import, while this thread waits for the grid to be composed and checked."""
-    from runner.console import start_tensorflow
-
-    thread = threading.Thread(target=start_tensorflow, args=(verbose,), daemon=True,
-                              name="start-tensorflow")
-    thread.start()
-    return thread
 
 
 HERE_BATCH = 100  # jobs of this process launched at once, unless max_batch_size says
@@ -98,7 +88,7 @@ class GridSweeper(Sweeper):
             _refuse(f"error: {refused}; no job was started")
         composer = GridComposer(self.hydra_context.config_loader, self.config)
         keep = self._jobs_run_here() and len(cells) <= HERE_BATCH  # each job's spec, for itself
-        checking = ComposedAside(composer, cells, _checked if keep else _config_digest)
+        checking = ComposedAside(composer, cells, checked_cell if keep else config_digest)
         from runner.recording.client import recording_process
 
         process = recording_process()  # MLflow's import, over there, while the cells are composed
@@ -107,7 +97,7 @@ class GridSweeper(Sweeper):
         if resume is not None:  # the store first: TensorFlow only once a cell is known to run
             finding = process.submit(FindSweep(tracking, resume, grid_sha256(grid)))
         elif self._jobs_run_here():
-            starting = _start_tensorflow_aside(self.config.verbose)  # and TensorFlow's, here
+            starting = self._start_keras_aside(cells)  # and Keras's, here
         outcomes = checking.result()
         self._say_composed_alone(outcomes)
         _refuse_invalid_cells(outcomes)
@@ -191,7 +181,7 @@ class GridSweeper(Sweeper):
               f"to run (jobs {plan.jobs()}), {plan.skipped} FINISHED kept", flush=True)
         starting = None
         if plan.run and self._jobs_run_here():
-            starting = _start_tensorflow_aside(self.config.verbose)
+            starting = self._start_keras_aside([cell for _, cell in plan.run])
         recording_process().submit(ReopenSweep(tracking, found.parent.run_id, plan.skipped, len(plan.run),
                                       found.resumes + 1)).result()
         return starting
@@ -232,7 +222,7 @@ class GridSweeper(Sweeper):
         except ConfigError as refusal:
             _refuse(str(refusal))
         composer = GridComposer(self.hydra_context.config_loader, self.config)
-        outcomes = ComposedAside(composer, cells, _explained).result()
+        outcomes = ComposedAside(composer, cells, explained_cell).result()
         self._say_composed_alone(outcomes)
         _refuse_invalid_cells(outcomes)
         for _, explained, _, _ in outcomes:
@@ -286,6 +276,13 @@ class GridSweeper(Sweeper):
             for line in composed_alone(outcomes):
                 print(line, file=sys.stderr, flush=True)
 
+    def _start_keras_aside(self, cells: list) -> threading.Thread:
+        """Keras's import on the first job's backend, while this thread waits for the grid."""
+        from runner.backends import first_backend, start_keras_aside
+
+        return start_keras_aside(first_backend(cells, self.config.backend.value),
+                                 self.config.verbose)
+
     def _jobs_run_here(self) -> bool:
         """Whether the configured launcher runs the jobs in this very process: Hydra's basic
         launcher, chosen as `hydra/launcher=basic` (the default)."""
@@ -305,28 +302,6 @@ def _resume_command(parent_id: str) -> str:
     args = [re.sub(r"=choice\(([^,()]*)\)$", r"=\1", arg) for arg in sys.argv[1:]
             if not is_resume(arg)]
     return shlex.join(["python", "-m", "runner", *args, f"resume={parent_id}"])
-
-
-def _config_digest(config, memo=None) -> str:
-    """A cell's job config checked, and its digest as its run's `config.sha256` will be."""
-    return config_sha256(validate(config, HydraConfig.get().overrides.task, memo).config)
-
-
-def _checked(config, memo=None) -> tuple:
-    """(the digest, as `_config_digest`; the overrides the cell's job will have, and its
-    spec): kept for a job run in this process (runner.validate.keep_checked), which is then
-    not checked twice."""
-    task = tuple(HydraConfig.get().overrides.task)
-    spec = validate(config, task, memo)
-    return config_sha256(spec.config), (task, spec)
-
-
-def _explained(config, memo=None):
-    """A cell's table, or why Keras cannot build its stack, named as its job would be."""
-    from runner.explain import explain_config
-
-    hydra_cfg = HydraConfig.get()
-    return explain_config(config, job_name(hydra_cfg.job), hydra_cfg.overrides.task, memo)
 
 
 def _refuse_invalid_cells(outcomes: list) -> None:

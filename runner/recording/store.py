@@ -148,6 +148,7 @@ class Store:
         if status is None:  # every job has returned: a child still RUNNING lost its end
             children = [self._end_unclosed(child) if child.info.status == "RUNNING" else child
                         for child in children]
+        children = self._backend_differences(children)
         # What `runner.results` reads of the sweep once it is closed: one file, not every run
         self.client.log_dict(parent_id, cell_records(latest_attempts(children)[0]), CELLS_FILE)
         children, superseded = latest_attempts(children, {job.job for job in jobs}, set(earlier))
@@ -175,6 +176,31 @@ class Store:
         self.client.log_batch(parent_id, tags=[RunTag(key, value) for key, value in tags.items()])
         self.client.set_terminated(parent_id, status or ("FAILED" if failed else "FINISHED"))
         return rows
+
+    def _backend_differences(self, children: list) -> list:
+        """The children, each cell run on several backends with BACKENDS_DIFF logged (at step
+        0, time 0: logged again, it is the same metric)."""
+        from mlflow.entities import Metric
+
+        from runner.recording.summary import BACKENDS_DIFF, backend_differences, latest_attempts
+
+        differences = backend_differences(latest_attempts(children)[0], self._predictions)
+        for run_id, value in differences.items():
+            self.client.log_batch(run_id, metrics=[Metric(BACKENDS_DIFF, value, 0, 0)])
+        return [self.client.get_run(child.info.run_id) if child.info.run_id in differences
+                else child for child in children]
+
+    def _predictions(self, run_id: str) -> dict:
+        """A run's predicted outputs, from its predictions.npz (its inputs left out)."""
+        import tempfile
+
+        import numpy as np
+
+        with tempfile.TemporaryDirectory() as directory:
+            path = self.client.download_artifacts(run_id, "predictions.npz", directory)
+            with np.load(path) as arrays:
+                return {name: arrays[name] for name in arrays.files
+                        if not name.startswith("input")}
 
     def _end_unclosed(self, child):
         """End FAILED a child whose job ended without closing it (its recorder or worker died)."""

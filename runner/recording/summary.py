@@ -4,10 +4,11 @@ import re
 import statistics
 
 from runner.recording.requests import JobReport
+from runner.vocabulary import BACKENDS_DIFF
 
 SUMMARY_COLUMNS = ("job", "overrides", "status", "seconds", "shape.output", "expected.output",
                    "outputs", "expected", "shape.match", "param_count", "mult_adds", "memory_mb",
-                   "oracle.max_abs_err",
+                   "oracle.max_abs_err", "backends.max_abs_diff",
                    "throughput", "median_seconds", "iqr_seconds", "error")
 
 
@@ -29,6 +30,7 @@ def child_row(child) -> dict:
         "mult_adds": data.metrics.get("model.mult_adds", ""),
         "memory_mb": data.metrics.get("memory.estimate_mb", ""),
         "oracle.max_abs_err": data.metrics.get("oracle.max_abs_err", ""),
+        BACKENDS_DIFF: data.metrics.get(BACKENDS_DIFF, ""),
         "throughput": data.metrics.get("throughput.sequences_per_second", ""),
         "median_seconds": data.metrics.get("predict.median_seconds", ""),
         "iqr_seconds": data.metrics.get("predict.iqr_seconds", ""),
@@ -77,6 +79,29 @@ def _cell(value):
 
 def job_number(run) -> int:
     return int(run.data.tags.get("job.num", 0))
+
+
+def backend_differences(children: list, predictions) -> dict:
+    """run id -> BACKENDS_DIFF, for each FINISHED run of a cell (its `cell.sha256`: its config
+    but its backend) that FINISHED on more than one backend: the largest absolute difference
+    between the outputs any two of them predicted. `predictions(run_id)`: a run's outputs."""
+    import itertools
+
+    import numpy as np
+
+    cells: dict = {}
+    for child in children:
+        if child.info.status == "FINISHED" and child.data.tags.get("cell.sha256"):
+            cells.setdefault(child.data.tags["cell.sha256"], []).append(child)
+    found = {}
+    for runs in cells.values():
+        if len({run.data.params.get("backend") for run in runs}) < 2:
+            continue
+        outputs = {run.info.run_id: predictions(run.info.run_id) for run in runs}
+        worst = max(float(np.max(np.abs(np.asarray(a[name], np.float64) - b[name])))
+                    for a, b in itertools.combinations(outputs.values(), 2) for name in a)
+        found.update(dict.fromkeys(outputs, worst))
+    return found
 
 
 def latest_attempts(children: list, launched=(), earlier=()) -> tuple:

@@ -1,0 +1,168 @@
+"""Keras's backend for a job: this process's own, or a worker process started for it.
+
+Keras fixes its backend when it is first imported (`KERAS_BACKEND`). A job runs in this
+process when this process's Keras uses the job's backend, or is not imported yet (it is then
+imported on that backend); any other job runs in a worker process of its backend, started on
+first use and kept for this process's later jobs of that backend. A worker imports only its
+own backend: a JAX or PyTorch job never imports TensorFlow."""
+
+import functools
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+from runner.console import quiet_libraries, tensorflow_logs_read
+from runner.stderr_filter import has_nvidia_gpu
+
+NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def prepare(backend: str, verbose: bool) -> None:
+    """What must be set before Keras is imported on `backend` in this process."""
+    quiet_libraries(verbose)
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend
+
+
+@functools.lru_cache(maxsize=None)
+def start_keras(backend: str, verbose: bool) -> Optional[str]:
+    """Import Keras on `backend` and let it find its devices, quietly (see
+    `tensorflow_logs_read`); once per process, the first backend asked for being the process's
+    own (runner.backends). Returns why the backend does not use the NVIDIA GPU this machine
+    has (a job then fails with it), or None."""
+    prepare(backend, verbose)
+    said = []
+    with tensorflow_logs_read(verbose, said):
+        import keras  # noqa: F401
+
+        gpus = _gpus(backend)
+    if gpus or not has_nvidia_gpu():
+        return None
+    why = "; ".join(said[-3:]) or "it said nothing"
+    install = {"tensorflow": "install the gpu extra (pip install -e '.[gpu]')",
+               "jax": "install JAX's CUDA build (docs/scaling.md)",
+               "torch": "install PyTorch's CUDA build (docs/scaling.md)"}[backend]
+    return (f"device: this machine has an NVIDIA GPU but {NAMES[backend]} found none ({why}); "
+            f"{install}, or set CUDA_VISIBLE_DEVICES= to run on the CPU")
+
+
+def _gpus(backend: str) -> int:
+    """How many GPUs the backend sees."""
+    if backend == "jax":
+        import jax
+
+        return sum(device.platform == "gpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.device_count()
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def runs_here(backend: str) -> bool:
+    """Whether a job on `backend` runs in this process: its Keras is on that backend, or is
+    not imported yet."""
+    if "keras" not in sys.modules:
+        return True
+    import keras  # imported, or being imported by another thread: wait for it
+
+    return keras.backend.backend() == backend
+
+
+class WorkerGone(RuntimeError):
+    """A backend's worker process ended while it ran a job (killed, or out of memory)."""
+
+
+class Worker:
+    """A process of its own for one backend's jobs: a job's spec in, its JobResult out."""
+
+    def __init__(self, backend: str, verbose: bool) -> None:
+        self.backend = backend
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no Keras yet
+        self._connection, theirs = context.Pipe()
+        # daemon: ended when this process exits, however its jobs ended
+        self.process = context.Process(target=_serve, args=(theirs, backend, verbose),
+                                       name=f"keras-{backend}", daemon=True)
+        self.process.start()
+        theirs.close()
+        self._lock = threading.Lock()
+
+    def run_experiment(self, spec, artifact_dir: Path):
+        """The job's JobResult, as runner.experiment.run_experiment returns it, from the
+        worker; WorkerGone where the worker ended before it answered."""
+        with self._lock:
+            try:
+                self._connection.send((spec, artifact_dir))
+                return self._connection.recv()
+            except (EOFError, OSError) as error:
+                self.process.join(timeout=5)
+                _workers.pop(self.backend, None)  # the next job starts a new one
+                raise WorkerGone(f"backend {self.backend}: its worker process ended (exit code "
+                                 f"{self.process.exitcode}) before the job did") from error
+
+
+_workers: dict = {}
+_starting = threading.Lock()
+
+
+def worker(backend: str, verbose: bool) -> Worker:
+    """This process's worker for `backend`, started on first use."""
+    with _starting:
+        if backend not in _workers:
+            _workers[backend] = Worker(backend, verbose)
+        return _workers[backend]
+
+
+def _serve(connection, backend: str, verbose: bool) -> None:
+    """A worker's life: jobs one at a time until its process's end closes the pipe. A signal
+    is the job process's to act on (a Ctrl-C reaches both): this one is ended with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    prepare(backend, verbose)
+    while True:
+        try:
+            spec, artifact_dir = connection.recv()
+        except EOFError:
+            return
+        connection.send(_experiment(spec, artifact_dir))
+
+
+def _experiment(spec, artifact_dir: Path):
+    import dataclasses
+
+    from runner.errors import DeviceError
+    from runner.experiment import planned_result, run_experiment
+    from runner.result import Failure
+
+    unused_gpu = start_keras(spec.config["backend"], spec.config["verbose"])
+    if unused_gpu is not None:
+        return dataclasses.replace(planned_result(spec, artifact_dir),
+                                   error=Failure.of(DeviceError(unused_gpu)))
+    return run_experiment(spec, artifact_dir)
+
+
+def start_keras_aside(backend: str, verbose: bool) -> threading.Thread:
+    """Keras's import on `backend` in a thread of its own (joined before the first job)."""
+    def start() -> None:
+        try:
+            start_keras(backend, verbose)
+        except Exception:  # noqa: BLE001 - the first job starts it again, and fails with why
+            pass
+
+    thread = threading.Thread(target=start, daemon=True, name="start-keras")
+    thread.start()
+    return thread
+
+
+def first_backend(cells: list, default: str) -> str:
+    """The backend of a grid's first cell: its `backend=` override, else the config's."""
+    for override in cells[0] if cells else ():
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "backend" and value in NAMES:
+            return value
+    return default
