@@ -6,10 +6,12 @@ imported on that backend); any other job runs in a worker process of its backend
 first use and kept for this process's later jobs of that backend. A worker imports only its
 own backend: a JAX or PyTorch job never imports TensorFlow."""
 
+import atexit
 import functools
-import multiprocessing
 import os
+import pickle
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -70,7 +72,7 @@ def runs_here(backend: str) -> bool:
     not imported yet."""
     if "keras" not in sys.modules:
         return True
-    import keras  # imported, or being imported by another thread: wait for it
+    import keras  # noqa: F811 - imported, or being imported by another thread: wait for it
 
     return keras.backend.backend() == backend
 
@@ -80,17 +82,21 @@ class WorkerGone(RuntimeError):
 
 
 class Worker:
-    """A process of its own for one backend's jobs: a job's spec in, its JobResult out."""
+    """A process of its own for one backend's jobs: a job's spec in, its JobResult out, over a
+    pipe each way (pickled). A plain interpreter, whatever process starts it: Hydra's basic
+    launcher, a joblib (loky), Ray or Slurm worker."""
 
     def __init__(self, backend: str, verbose: bool) -> None:
         self.backend = backend
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no Keras yet
-        self._connection, theirs = context.Pipe()
-        # daemon: ended when this process exits, however its jobs ended
-        self.process = context.Process(target=_serve, args=(theirs, backend, verbose),
-                                       name=f"keras-{backend}", daemon=True)
-        self.process.start()
-        theirs.close()
+        jobs_read, jobs_written = os.pipe()
+        results_read, results_written = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "runner.backends", str(jobs_read), str(results_written),
+             backend, str(verbose).lower()], pass_fds=(jobs_read, results_written))
+        os.close(jobs_read)
+        os.close(results_written)
+        self._jobs = os.fdopen(jobs_written, "wb")
+        self._results = os.fdopen(results_read, "rb")
         self._lock = threading.Lock()
 
     def run_experiment(self, spec, artifact_dir: Path):
@@ -98,13 +104,19 @@ class Worker:
         worker; WorkerGone where the worker ended before it answered."""
         with self._lock:
             try:
-                self._connection.send((spec, artifact_dir))
-                return self._connection.recv()
-            except (EOFError, OSError) as error:
-                self.process.join(timeout=5)
+                pickle.dump((spec, artifact_dir), self._jobs)
+                self._jobs.flush()
+                return pickle.load(self._results)
+            except (EOFError, OSError, pickle.UnpicklingError) as error:
+                code = self.process.wait(timeout=10)
                 _workers.pop(self.backend, None)  # the next job starts a new one
                 raise WorkerGone(f"backend {self.backend}: its worker process ended (exit code "
-                                 f"{self.process.exitcode}) before the job did") from error
+                                 f"{code}) before the job did") from error
+
+    def stop(self) -> None:
+        """End the worker now: at this process's exit, its job may be one cut short."""
+        self.process.kill()
+        self.process.wait()
 
 
 _workers: dict = {}
@@ -114,22 +126,31 @@ _starting = threading.Lock()
 def worker(backend: str, verbose: bool) -> Worker:
     """This process's worker for `backend`, started on first use."""
     with _starting:
+        if not _workers:
+            atexit.register(_stop_workers)
         if backend not in _workers:
             _workers[backend] = Worker(backend, verbose)
         return _workers[backend]
 
 
-def _serve(connection, backend: str, verbose: bool) -> None:
-    """A worker's life: jobs one at a time until its process's end closes the pipe. A signal
-    is the job process's to act on (a Ctrl-C reaches both): this one is ended with it."""
+def _stop_workers() -> None:
+    for running in list(_workers.values()):
+        running.stop()
+
+
+def _serve(jobs_fd: int, results_fd: int, backend: str, verbose: bool) -> None:
+    """A worker's life: jobs one at a time until the pipe closes (its job process ended). A
+    signal is the job process's to act on (a Ctrl-C reaches both); it ends this one."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     prepare(backend, verbose)
-    while True:
-        try:
-            spec, artifact_dir = connection.recv()
-        except EOFError:
-            return
-        connection.send(_experiment(spec, artifact_dir))
+    with os.fdopen(jobs_fd, "rb") as jobs, os.fdopen(results_fd, "wb") as results:
+        while True:
+            try:
+                spec, artifact_dir = pickle.load(jobs)
+            except EOFError:
+                return
+            pickle.dump(_experiment(spec, artifact_dir), results)
+            results.flush()
 
 
 def _experiment(spec, artifact_dir: Path):
@@ -166,3 +187,7 @@ def first_backend(cells: list, default: str) -> str:
         if key.lstrip("+~") == "backend" and value in NAMES:
             return value
     return default
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "true")
