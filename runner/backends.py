@@ -160,10 +160,12 @@ def _experiment(spec, artifact_dir: Path):
     from runner.experiment import planned_result, run_experiment
     from runner.result import Failure
 
-    unused_gpu = start_keras(spec.config["backend"], spec.config["verbose"])
-    if unused_gpu is not None:
-        return dataclasses.replace(planned_result(spec, artifact_dir),
-                                   error=Failure.of(DeviceError(unused_gpu)))
+    try:
+        unused_gpu = start_keras(spec.config["backend"], spec.config["verbose"])
+        if unused_gpu is not None:
+            raise DeviceError(unused_gpu)
+    except Exception as error:  # noqa: BLE001 - the backend cannot start: the job fails with why
+        return dataclasses.replace(planned_result(spec, artifact_dir), error=Failure.of(error))
     return run_experiment(spec, artifact_dir)
 
 
