@@ -59,6 +59,7 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     from runner.model import build_model
     from runner.session import fresh_session
     from runner.timing import speed_metrics, time_calls
+    import keras
 
     config = spec.config
     fresh_session(spec.seed, config["gpu_memory_growth"], config["precision"])
@@ -69,12 +70,13 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     model, built = build_model(spec.layers, spec.plan, spec.name)
     if config["jit_compile"] != "auto":  # True or False (validate.JIT_COMPILE)
         model.compile(jit_compile=config["jit_compile"])
+    carried = spec.plan.stateful and keras.backend.backend() == "jax"
     predictions, firsts = [], []
     for batch in batches:  # consecutive: a stateful layer carries its states between them
-        outputs, took = predict(model, batch)
+        outputs, took = predict(model, batch, carried)
         predictions.append(outputs)
         firsts.append(took)
-    timed = time_calls(lambda: predict(model, batches[0]), config["timing"]["warmup"],
+    timed = time_calls(lambda: predict(model, batches[0], carried), config["timing"]["warmup"],
                        config["timing"]["repeats"])  # after the checked calls
     checks = check_outputs(spec, model, built, batches, predictions, config["reference_rows"])
     device = describe_device()
@@ -128,14 +130,16 @@ def _input_tag(name: str, batch: dict) -> str:
     return "shape.input" if len(batch) == 1 else f"shape.input.{name}"
 
 
-def predict(model, batch: dict) -> tuple:
+def predict(model, batch: dict, carried: bool = False) -> tuple:
     """Named outputs as NumPy arrays, and the seconds the prediction took.
 
     One compiled call over the whole batch: as fast as `model(x)` on small batches, and about
-    half the time of `model.predict` on a 1024 x 512 x 16 batch (benchmarks/)."""
+    half the time of `model.predict` on a 1024 x 512 x 16 batch (benchmarks/). `carried`: a
+    stateful stack on JAX, whose `predict_on_batch` starts every call from the states it had
+    before the first (JAX's prediction is a pure function); its call carries them on."""
     inputs = batch if len(batch) > 1 else next(iter(batch.values()))
     start = time.perf_counter()
-    outputs = model.predict_on_batch(inputs)
+    outputs = model(inputs, training=False) if carried else model.predict_on_batch(inputs)
     seconds = time.perf_counter() - start
     return {name: np.asarray(value) for name, value in outputs.items()}, seconds
 
