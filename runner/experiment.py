@@ -74,7 +74,7 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     predictions, firsts = [], []
     for batch in batches:  # consecutive: a stateful layer carries its states between them
         outputs, took = predict(model, batch, carried)
-        predictions.append(outputs)
+        predictions.append({name: outputs[name] for name in spec.plan.outputs})  # JAX sorts them
         firsts.append(took)
     timed = time_calls(lambda: predict(model, batches[0], carried), config["timing"]["warmup"],
                        config["timing"]["repeats"])  # after the checked calls
