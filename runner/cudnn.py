@@ -1,5 +1,7 @@
 """When Keras may, and when it does, run an LSTM or GRU on NVIDIA's cuDNN kernel."""
 
+from typing import Optional
+
 
 def cudnn_eligible(layer: dict) -> bool:
     """Whether Keras may run this LSTM/GRU on the cuDNN kernel (when TensorFlow sees a GPU):
@@ -12,9 +14,16 @@ def cudnn_eligible(layer: dict) -> bool:
             and (layer["_target_"] != "keras.layers.GRU" or layer.get("reset_after", True)))
 
 
-def cudnn_used(model, batch: dict) -> bool:
+def cudnn_used(model, batch: dict) -> Optional[bool]:
     """Whether the graph TensorFlow runs for this model calls a cuDNN RNN kernel: what
-    happened, not what the config allowed (never, where TensorFlow sees no GPU)."""
+    happened, not what the config allowed (never, where TensorFlow sees no GPU).
+
+    None on the jax and torch backends: Keras decides there at each call whether to take the
+    cuDNN path and leaves no graph to read, so nothing is known and nothing is guessed."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None
     import tensorflow as tf
 
     if not tf.config.list_logical_devices("GPU"):

@@ -1,5 +1,6 @@
 """What several test modules share: reading runs back, starting the CLI, finding processes."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -184,3 +185,49 @@ def check_children(client, total: int, models=("simple_rnn", "lstm", "gru", "bil
 def examples(full: int) -> int:
     """Examples a property test draws: `full` in `make test`, a sixth in `make check`."""
     return full if os.environ.get("HYPOTHESIS_PROFILE") != "check" else max(3, full // 6)
+
+
+# A job's device, memory, session and cuDNN calls on the Keras backend KERAS_BACKEND names,
+# around a small LSTM's prediction, printed as one JSON line: what a job records there, and
+# whether TensorFlow was imported on the way
+BACKEND_PROBE = """
+import json, os, sys
+from runner.session import fresh_session, prepare_backend_environment
+
+prepare_backend_environment(os.environ["KERAS_BACKEND"], gpu_memory_growth=True)
+import keras
+import numpy as np
+from runner import memory
+from runner.cudnn import cudnn_used
+from runner.device import describe_device
+
+
+def seeded_weights(seed):
+    fresh_session(seed, gpu_memory_growth=True)
+    model = keras.Sequential([keras.Input((30, 1)), keras.layers.LSTM(3)])
+    return model, np.concatenate([w.ravel() for w in model.get_weights()])
+
+
+_, other = seeded_weights(8)
+_, first = seeded_weights(7)
+model, weights = seeded_weights(7)
+on_gpu = memory.reset_gpu_peak()
+batch = {"inputs": np.ones((64, 30, 1), "float32")}
+model.predict_on_batch(batch["inputs"])
+print(json.dumps({
+    "tags": describe_device(), "on_gpu": on_gpu,
+    "gpu_peak_mb": memory.gpu_peak_mb() if on_gpu else None,
+    "cudnn_used": cudnn_used(model, batch),
+    "same_seed_same_weights": bool(np.array_equal(first, weights)),
+    "other_seed_other_weights": not np.array_equal(other, weights),
+    "preallocate": os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE"),
+    "tensorflow_imported": "tensorflow" in sys.modules}))
+"""
+
+
+def probe_backend(directory: Path, backend: str, **env) -> dict:
+    """BACKEND_PROBE's JSON, run in `directory` in a process whose Keras uses `backend`."""
+    probe = run_script(directory, BACKEND_PROBE, env=runner_env(KERAS_BACKEND=backend, **env),
+                       timeout=120)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    return json.loads(probe.stdout.splitlines()[-1])
