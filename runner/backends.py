@@ -23,20 +23,29 @@ from runner.stderr_filter import has_nvidia_gpu
 NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
 
-def prepare(backend: str, verbose: bool) -> None:
-    """What must be set before Keras is imported on `backend` in this process."""
+def prepare(backend: str, verbose: bool, gpu_memory_growth: bool = True) -> None:
+    """What must be set before Keras is imported on `backend` in this process. On JAX or
+    PyTorch, TensorFlow is not to be imported at all: Keras would import it where it is
+    installed (`Bidirectional` checks for TensorFlow's shapes as it serializes its layer), so
+    `import tensorflow` fails here (Python's import system: a None in `sys.modules`), and
+    Keras, finding no TensorFlow, goes on without it."""
+    from runner.session import prepare_backend_environment
+
     quiet_libraries(verbose)
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = backend
+        prepare_backend_environment(backend, gpu_memory_growth)
+        if backend != "tensorflow":
+            sys.modules.setdefault("tensorflow", None)
 
 
 @functools.lru_cache(maxsize=None)
-def start_keras(backend: str, verbose: bool) -> Optional[str]:
+def start_keras(backend: str, verbose: bool, gpu_memory_growth: bool = True) -> Optional[str]:
     """Import Keras on `backend` and let it find its devices, quietly (see
     `tensorflow_logs_read`); once per process, the first backend asked for being the process's
     own (runner.backends). Returns why the backend does not use the NVIDIA GPU this machine
     has (a job then fails with it), or None."""
-    prepare(backend, verbose)
+    prepare(backend, verbose, gpu_memory_growth)
     said = []
     with tensorflow_logs_read(verbose, said):
         import keras  # noqa: F401
@@ -142,7 +151,7 @@ def _serve(jobs_fd: int, results_fd: int, backend: str, verbose: bool) -> None:
     """A worker's life: jobs one at a time until the pipe closes (its job process ended). A
     signal is the job process's to act on (a Ctrl-C reaches both); it ends this one."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    prepare(backend, verbose)
+    quiet_libraries(verbose)  # Keras is imported with the first job (start_keras)
     with os.fdopen(jobs_fd, "rb") as jobs, os.fdopen(results_fd, "wb") as results:
         while True:
             try:
@@ -161,7 +170,8 @@ def _experiment(spec, artifact_dir: Path):
     from runner.result import Failure
 
     try:
-        unused_gpu = start_keras(spec.config["backend"], spec.config["verbose"])
+        unused_gpu = start_keras(spec.config["backend"], spec.config["verbose"],
+                                 spec.config["gpu_memory_growth"])
         if unused_gpu is not None:
             raise DeviceError(unused_gpu)
     except Exception as error:  # noqa: BLE001 - the backend cannot start: the job fails with why
@@ -169,11 +179,11 @@ def _experiment(spec, artifact_dir: Path):
     return run_experiment(spec, artifact_dir)
 
 
-def start_keras_aside(backend: str, verbose: bool) -> threading.Thread:
+def start_keras_aside(backend: str, verbose: bool, gpu_memory_growth: bool) -> threading.Thread:
     """Keras's import on `backend` in a thread of its own (joined before the first job)."""
     def start() -> None:
         try:
-            start_keras(backend, verbose)
+            start_keras(backend, verbose, gpu_memory_growth)
         except Exception:  # noqa: BLE001 - the first job starts it again, and fails with why
             pass
 

@@ -102,7 +102,9 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
         tags["batches"] = f"{len(batches)}, states carried" if spec.plan.stateful else str(
             len(batches))
     if any("cudnn_eligible" in entry for entry in checks["layers"]):
-        tags["cudnn.used"] = str(cudnn_used(model, batches[0])).lower()  # what happened
+        used = cudnn_used(model, batches[0])  # what happened, where the backend shows it
+        if used is not None:
+            tags["cudnn.used"] = str(used).lower()
     tags["jit.compiled"] = str(bool(model.jit_compile)).lower()
     first_input = next(iter(batches[0].values()))
     metrics = {**planned.metrics, "param_count": checks["param_count"],

@@ -101,7 +101,7 @@ def run_job(spec: JobSpec, identity: RunIdentity) -> JobOutcome:
             backend, verbose = spec.config["backend"], spec.config["verbose"]
             experiment = run_experiment
             if runs_here(backend):
-                unused_gpu = start_keras(backend, verbose)  # MLflow's import elsewhere
+                unused_gpu = start_keras(backend, verbose, spec.config["gpu_memory_growth"])
                 if unused_gpu is not None:
                     raise DeviceError(unused_gpu)
             else:  # another backend's Keras is this process's: its worker runs the job

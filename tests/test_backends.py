@@ -136,3 +136,19 @@ def test_joblib_workers_run_cells_of_two_backends(run_cli, client, tmp_path):
     parent, children = check_children(client, 2, models=("gru",))
     assert sorted(c.data.tags["backend"] for c in children) == ["tensorflow", "torch"]
     assert {c.data.metrics["backends.max_abs_diff"] <= 1e-5 for c in children} == {True}
+
+
+def test_the_six_guide_models_run_on_jax_and_torch(run_cli, client):
+    guide = ("guide_bidirectional", "guide_cells", "guide_embedding_lstm",
+             "guide_encoder_decoder", "guide_gru_simple_rnn", "guide_stateful")
+    result = run_cli("-m", "backend=jax,torch", f"model={','.join(guide)}", "data.batches=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = parent_and_children(client)
+    assert sorted((c.data.params["backend"], c.data.params["model"], c.info.status)
+                  for c in children) == sorted(
+        (backend, model, "FINISHED") for backend in ("jax", "torch") for model in guide)
+    assert all(c.data.tags["shape.match"] == "true" for c in children)
+    assert all(c.data.metrics["backends.max_abs_diff"] <= 1e-5 for c in children)
+    [stateful] = {c.data.tags["batches"] for c in children
+                  if c.data.params["model"] == "guide_stateful"}
+    assert stateful == "2, states carried"

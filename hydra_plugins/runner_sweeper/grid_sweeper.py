@@ -281,7 +281,7 @@ class GridSweeper(Sweeper):
         from runner.backends import first_backend, start_keras_aside
 
         return start_keras_aside(first_backend(cells, self.config.backend.value),
-                                 self.config.verbose)
+                                 self.config.verbose, self.config.gpu_memory_growth)
 
     def _jobs_run_here(self) -> bool:
         """Whether the configured launcher runs the jobs in this very process: Hydra's basic
