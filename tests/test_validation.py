@@ -16,6 +16,7 @@ CORPUS = [
     (["seed=abc"], "seed: must be an integer, got 'abc'", False),
     (["tolerance=abc"], "tolerance: must be a number, got 'abc'", False),
     (["model.units=three"], "model.units: must be an integer, got 'three'", False),
+    (["backend=mxnet"], "backend: 'mxnet' is not one of tensorflow, jax, torch", False),
     (["merge_mode=concatenate"], "merge_mode: 'concatenate' is not one of concat, sum, mul, ave, "
      "none (did you mean concat?)", False),
     # ranges
@@ -225,7 +226,7 @@ def test_a_sweep_preset_that_does_not_exist_is_refused(run_cli, tmp_path, grid):
     result = run_cli(*grid, "sweep=sed")
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr == "sweep: no sweep named 'sed' (did you mean seed?); available: " \
-                            "seed, speed\n"
+                            "backends, seed, speed\n"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -309,3 +310,19 @@ def test_an_unset_optional_key_is_refused_only_where_an_interpolation_needs_it(m
             validate(cfg)
     else:
         assert validate(cfg).expected.outputs == {"output": (4, 5)}
+
+
+def test_a_backend_not_installed_is_refused_with_its_extra(make_cfg, monkeypatch):
+    import importlib.util
+
+    from runner.errors import ConfigError
+    from runner.validate import validate
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "torch" else found(name, *args))
+    with pytest.raises(ConfigError) as refused:
+        validate(make_cfg(["backend=torch"]))
+    assert str(refused.value) == ("backend: torch is not installed here; pip install "
+                                  "'rnn-shapes-runner[torch]' (docs/scaling.md: its GPU build)")
+    assert validate(make_cfg(["backend=jax"])).config["backend"] == "jax"
