@@ -322,7 +322,7 @@ def test_a_backend_not_installed_is_refused_with_its_extra(make_cfg, monkeypatch
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == "torch" else found(name, *args))
     with pytest.raises(ConfigError) as refused:
-        validate(make_cfg(["backend=torch"]))
+        validate(make_cfg("backend=torch"))
     assert str(refused.value) == ("backend: torch is not installed here; pip install "
                                   "'rnn-shapes-runner[torch]' (docs/scaling.md: its GPU build)")
-    assert validate(make_cfg(["backend=jax"])).config["backend"] == "jax"
+    assert validate(make_cfg("backend=jax")).config["backend"] == "jax"
