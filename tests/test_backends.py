@@ -130,11 +130,13 @@ def test_a_single_run_on_jax_runs_in_its_own_process_without_tensorflow(run_cli,
 
 
 def test_joblib_workers_run_cells_of_two_backends(run_cli, client, tmp_path):
+    """Each of joblib's two workers takes a TensorFlow cell first, then a PyTorch one, which
+    it hands to a worker of its own."""
     result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                     "backend=tensorflow,torch", "model=gru")
+                     "backend=tensorflow,torch", "model=gru,simple_rnn")
     assert result.returncode == 0, result.stderr[-3000:]
-    parent, children = check_children(client, 2, models=("gru",))
-    assert sorted(c.data.tags["backend"] for c in children) == ["tensorflow", "torch"]
+    parent, children = check_children(client, 4, models=("gru", "simple_rnn"))
+    assert sorted(c.data.tags["backend"] for c in children) == ["tensorflow"] * 2 + ["torch"] * 2
     assert {c.data.metrics["backends.max_abs_diff"] <= 1e-5 for c in children} == {True}
 
 
