@@ -59,6 +59,7 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     from runner.model import build_model
     from runner.session import fresh_session
     from runner.timing import speed_metrics, time_calls
+    from runner.weights import draw_weights
     import keras
 
     config = spec.config
@@ -68,6 +69,7 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     on_gpu = memory.reset_gpu_peak()
     batches = make_inputs(spec.expected, config["data"], spec.seed)
     model, built = build_model(spec.layers, spec.plan, spec.name)
+    draw_weights(built, spec.layers, spec.seed)  # the same numbers on every Keras backend
     if config["jit_compile"] != "auto":  # True or False (validate.JIT_COMPILE)
         model.compile(jit_compile=config["jit_compile"])
     carried = spec.plan.stateful and keras.backend.backend() == "jax"

@@ -1,0 +1,216 @@
+"""Weights drawn in NumPy from the seed (runner/weights.py): the same whatever Keras drew, near
+Keras's own defaults, and on TensorFlow, JAX and PyTorch the same numbers giving the same
+predictions, each checked against the NumPy reference."""
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from helpers import ROOT, runner_env
+from runner.shapes import plan_stack
+from runner.validate import validate
+from runner.weights import draw_weights
+
+# Every layer of the allowlist that holds trainable weights, each kind of weight among them
+EVERY_WEIGHT = [
+    {"_target_": "keras.layers.Embedding", "input_dim": 20, "output_dim": 4},
+    {"_target_": "keras.layers.Conv1D", "filters": 3, "kernel_size": 2},   # (B, 5, 3)
+    {"_target_": "keras.layers.Bidirectional",                              # (B, 5, 6)
+     "layer": {"_target_": "keras.layers.GRU", "units": 3, "return_sequences": True}},
+    {"_target_": "keras.layers.RNN", "return_sequences": True,              # (B, 5, 2)
+     "cell": [{"_target_": "keras.layers.LSTMCell", "units": 4},
+              {"_target_": "keras.layers.SimpleRNNCell", "units": 2}]},
+    {"_target_": "keras.layers.BatchNormalization"},
+    {"_target_": "keras.layers.TimeDistributed",                            # (B, 5, 2)
+     "layer": {"_target_": "keras.layers.Dense", "units": 2}},
+]
+
+
+def _built(layers: list, keras_seed: int, shape=(2, 6), precision: str = "float32") -> dict:
+    """{index: Keras layer} of a model built after keras.utils.set_random_seed(keras_seed)."""
+    from runner.model import build_model
+    from runner.session import fresh_session
+
+    fresh_session(keras_seed, False, precision)
+    _, built = build_model(layers, plan_stack(layers, shape), "weights")
+    return built
+
+
+def _weights(built: dict) -> dict:
+    """{variable path without the layer's own name: its values}, comparable across models."""
+    return {f"{index}/{variable.path.split('/', 1)[1]}": np.asarray(variable.numpy())
+            for index, layer in built.items() for variable in layer.weights}
+
+
+def test_the_same_seed_draws_the_same_weights_whatever_keras_drew():
+    first, second = _built(EVERY_WEIGHT, keras_seed=1), _built(EVERY_WEIGHT, keras_seed=2)
+    kerass = _weights(first)["0/embeddings"], _weights(second)["0/embeddings"]
+    assert not np.array_equal(*kerass)  # Keras's own initializers followed their seeds
+    draw_weights(first, EVERY_WEIGHT, seed=7)
+    draw_weights(second, EVERY_WEIGHT, seed=7)
+    drawn, again = _weights(first), _weights(second)
+    assert list(drawn) == list(again) and len(drawn) == 21
+    for path in drawn:
+        np.testing.assert_array_equal(drawn[path], again[path], err_msg=path)
+
+
+def test_another_seed_draws_every_trainable_weight_anew():
+    first, second = _built(EVERY_WEIGHT, keras_seed=0), _built(EVERY_WEIGHT, keras_seed=0)
+    draw_weights(first, EVERY_WEIGHT, seed=7)
+    draw_weights(second, EVERY_WEIGHT, seed=8)
+    trainable = {f"{index}/{variable.path.split('/', 1)[1]}"
+                 for index, layer in first.items() for variable in layer.trainable_weights}
+    assert len(trainable) == 19
+    drawn, other = _weights(first), _weights(second)
+    assert {path for path in drawn if not np.array_equal(drawn[path], other[path])} == trainable
+
+
+def test_non_trainable_weights_keep_kerass_constants():
+    built = _built(EVERY_WEIGHT, keras_seed=0)
+    draw_weights(built, EVERY_WEIGHT, seed=7)
+    weights = _weights(built)
+    np.testing.assert_array_equal(weights["4/moving_mean"], np.zeros(2))
+    np.testing.assert_array_equal(weights["4/moving_variance"], np.ones(2))
+
+
+def test_each_weight_is_drawn_from_kerass_default_family_biases_not_zero():
+    built = _built(EVERY_WEIGHT, keras_seed=0)
+    draw_weights(built, EVERY_WEIGHT, seed=7)
+    weights = _weights(built)
+    biases = {path: w for path, w in weights.items() if path.endswith(("/bias", "/beta"))}
+    assert len(biases) == 7
+    for path, bias in biases.items():
+        assert np.all(bias != 0) and np.all(np.abs(bias) <= 0.1), path
+    assert np.all(np.abs(weights["4/gamma"] - 1) <= 0.1) and np.all(weights["4/gamma"] != 1)
+    assert np.all(np.abs(weights["0/embeddings"]) <= 0.05)
+    # Glorot uniform: a Conv1D kernel (kernel_size 2, in 4, out 3) counts each tap
+    assert np.max(np.abs(weights["1/kernel"])) <= np.sqrt(6 / (2 * 4 + 2 * 3))
+    # Orthogonal: a recurrent kernel (units, gates * units) has orthonormal rows
+    recurrent = weights["2/forward_gru/gru_cell/recurrent_kernel"]
+    assert recurrent.shape == (3, 9)
+    np.testing.assert_allclose(recurrent @ recurrent.T, np.eye(3), atol=1e-6)
+    assert not np.array_equal(recurrent, weights["2/backward_gru/gru_cell/recurrent_kernel"])
+
+
+def test_a_weight_whose_initializer_the_config_names_keeps_it():
+    layers = [{"_target_": "keras.layers.GRU", "units": 3,
+               "kernel_initializer": {"_target_": "keras.initializers.Constant", "value": 0.5}}]
+    built = _built(layers, keras_seed=0, shape=(2, 6, 4))
+    draw_weights(built, layers, seed=7)
+    kernel, recurrent, bias = built[0].get_weights()
+    np.testing.assert_array_equal(kernel, 0.5)
+    assert np.all(bias != 0)  # the others drawn
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_float32_variables_set_to_the_drawn_numbers(precision):
+    import keras
+
+    float32 = _built(EVERY_WEIGHT, keras_seed=0)
+    draw_weights(float32, EVERY_WEIGHT, seed=7)
+    try:
+        mixed = _built(EVERY_WEIGHT, keras_seed=0, precision=precision)
+        draw_weights(mixed, EVERY_WEIGHT, seed=7)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")  # for the tests after this one
+    assert {str(v.dtype) for layer in mixed.values() for v in layer.weights} == {"float32"}
+    want, got = _weights(float32), _weights(mixed)
+    assert list(got) == list(want)
+    for path in want:
+        np.testing.assert_array_equal(got[path], want[path], err_msg=path)
+
+
+# The notebook's cells with both flags off and both on, Bidirectional's two outputs, and a guide
+# model whose Embedding masks the padding at the rows' ends
+CELLS = [[f"model={model}", f"return_sequences={flag}", f"return_state={flag}"]
+         for model in ("simple_rnn", "lstm", "gru", "bilstm", "lambda_lstm")
+         for flag in ("false", "true")]
+CELLS += [["model=bilstm", "merge_mode=none", "return_sequences=true", "return_state=true"],
+          ["model=guide_embedding_lstm", "model.layers.0.mask_zero=true", "data.padding=0.5",
+           "return_sequences=true"]]
+BACKENDS = ("tensorflow", "jax", "torch")
+
+# One backend's process: every job built and predicted as runner.experiment does it, its
+# drawn weights and predictions written to one .npz
+PREDICT = """
+import pickle, sys
+import numpy as np
+from runner.data import make_inputs
+from runner.experiment import predict
+from runner.model import build_model
+from runner.session import fresh_session
+from runner.weights import draw_weights
+
+with open(sys.argv[1], "rb") as file:
+    specs = pickle.load(file)
+arrays = {}
+for job, spec in enumerate(specs):
+    fresh_session(spec.seed, False, spec.config["precision"])  # no GPU: TensorFlow stays out
+    batches = make_inputs(spec.expected, spec.config["data"], spec.seed)
+    model, built = build_model(spec.layers, spec.plan, spec.name)
+    draw_weights(built, spec.layers, spec.seed)
+    for index, layer in built.items():
+        for position, weight in enumerate(layer.get_weights()):
+            arrays[f"{job}/weight/{index}/{position}"] = weight
+    for number, batch in enumerate(batches):
+        for name, array in predict(model, batch)[0].items():
+            arrays[f"{job}/output/{number}/{name}"] = array
+np.savez(sys.argv[2], **arrays)
+"""
+
+
+def _job(arrays: dict, job: int) -> tuple:
+    """({layer index: its weights}, [{output name: array} for each batch]) of one job, from
+    the keys PREDICT writes: `job/weight/index/position` and `job/output/batch/name`."""
+    weights, outputs = {}, {}
+    for key, array in arrays.items():
+        number, kind, at, name = key.split("/")
+        if int(number) == job and kind == "weight":
+            weights.setdefault(int(at), []).append(array)  # written in the layer's order
+        elif int(number) == job:
+            outputs.setdefault(int(at), {})[name] = array
+    return weights, [outputs[batch] for batch in sorted(outputs)]
+
+
+@pytest.mark.slow
+def test_every_backend_predicts_the_same_numbers_as_the_reference(make_cfg, tmp_path):
+    from runner.data import make_inputs
+    from runner.reference import max_abs_err, reference_outputs
+
+    specs = [validate(make_cfg(*cell)) for cell in CELLS]
+    (tmp_path / "specs.pkl").write_bytes(pickle.dumps(specs))
+    processes = {backend: subprocess.Popen(
+        [sys.executable, "-c", PREDICT, tmp_path / "specs.pkl", tmp_path / f"{backend}.npz"],
+        cwd=ROOT, env=runner_env(KERAS_BACKEND=backend), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True) for backend in BACKENDS}
+    for backend, process in processes.items():
+        said = process.communicate(timeout=300)[0]
+        assert process.returncode == 0, f"{backend}:\n{said[-3000:]}"
+    arrays = {}
+    for backend in BACKENDS:
+        with np.load(tmp_path / f"{backend}.npz") as npz:
+            arrays[backend] = dict(npz)
+    # JAX returns a dict of outputs with its keys sorted, the others in the model's order
+    assert sorted(arrays["jax"]) == sorted(arrays["torch"]) == sorted(arrays["tensorflow"])
+    for job, (cell, spec) in enumerate(zip(CELLS, specs)):
+        label = " ".join(cell)
+        weights, outputs = _job(arrays["tensorflow"], job)
+        batches = make_inputs(spec.expected, spec.config["data"], spec.seed)
+        reference = reference_outputs(spec.layers, spec.plan,
+                                      {plan.index: weights.get(plan.index, [])
+                                       for plan in spec.plan.layers}, batches)
+        for backend in BACKENDS:
+            drawn, predicted = _job(arrays[backend], job)
+            for index in weights:  # drawn bit for bit alike
+                for want, got in zip(weights[index], drawn[index]):
+                    np.testing.assert_array_equal(got, want, err_msg=f"{label}: {backend}")
+            for want, got in zip(outputs, predicted):  # predicted within float32's error
+                assert {n: a.shape for n, a in got.items()} == spec.expected.outputs, label
+                for name in want:
+                    np.testing.assert_allclose(got[name], want[name], atol=1e-5, rtol=0,
+                                               err_msg=f"{label}: {backend} {name}")
+            error = max(max_abs_err(got, want) for got, want in zip(predicted, reference))
+            assert error <= spec.config["tolerance"], (label, backend, error)
