@@ -58,6 +58,11 @@ def test_twelve_cells_on_three_backends_agree_and_only_tensorflow_imports_it(
     assert {c.data.tags["backend"]: c.data.tags["backend.version"] for c in children} == {
         name: _version(name) for name in BACKENDS}
 
+    # jit_compile=auto as each backend's Keras takes it: XLA on JAX, on TensorFlow a GPU's only
+    assert {c.data.tags["backend"]: c.data.tags["jit.compiled"] for c in children} == {
+        "tensorflow": "false", "jax": "true", "torch": "false"}
+    assert not any("cudnn.used" in c.data.tags for c in children
+                   if c.data.tags["backend"] != "tensorflow")  # nothing to observe there
     cells = defaultdict(list)  # each cell's three runs, by its config but its backend
     for child in children:
         cells[child.data.tags["cell.sha256"]].append(child)
@@ -154,3 +159,14 @@ def test_the_six_guide_models_run_on_jax_and_torch(run_cli, client):
     [stateful] = {c.data.tags["batches"] for c in children
                   if c.data.params["model"] == "guide_stateful"}
     assert stateful == "2, states carried"
+
+
+def test_the_backends_sweep_is_every_cell_on_each_backend(run_cli, tmp_path):
+    result = run_cli("-m", "sweep=backends", "mode=explain")
+    assert result.returncode == 0, result.stderr[-3000:]
+    cells = [line.split("[", 1)[1] for line in result.stdout.splitlines()
+             if line.startswith(("lstm ", "gru ")) and line.endswith("]")]
+    assert len(cells) == result.stdout.count("total params:") == 24
+    assert sorted({cell.split(",")[0] for cell in cells}) == [
+        "backend=jax", "backend=tensorflow", "backend=torch"]
+    assert list(tmp_path.iterdir()) == []  # an explanation leaves nothing behind

@@ -96,9 +96,21 @@ json.dump(results, open(sys.argv[2], "w"))
 """
 
 
+# Keras 3.15 on JAX, a recurrent layer called on its own with an explicit mask and a starting
+# state (initial_state, or a stateful layer's): a masked step before the row's first unmasked
+# step outputs the starting h, where TensorFlow, PyTorch and Keras's own tests give zeros
+# (`keras/src/backend/jax/rnn.py` takes the first state for the previous output). A stack the
+# runner builds (a functional model, the mask from Masking or Embedding, padding at the end)
+# gives the same numbers on JAX as on TensorFlow (tests/test_backends.py). When Keras changes
+# this, this test fails: the case passes, and leaves this list.
+KERAS_JAX_DIFFERS = {"lstm_random_weights_masking_initial_state_go_backwards.output",
+                     "gru_random_weights_masking_initial_state_return_state.output",
+                     "lstm_random_weights_stateful_three_batches_masking.output"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
-def test_kerass_own_cases_pass_on_each_backend(backend, tmp_path):
+def test_kerass_own_cases_give_what_its_tests_expect_on_each_backend(backend, tmp_path):
     """All 41 cases on the CPU (GPUs hidden): Keras's tests expect CPU float32 numbers."""
     written = tmp_path / "results.json"
     process = run_script(tmp_path, CASE_RUNNER, str(DATA), str(written),
@@ -123,7 +135,10 @@ def test_kerass_own_cases_pass_on_each_backend(backend, tmp_path):
                 failures.append(f"{case['name']}.{name}: not among Keras's outputs")
             elif not error <= 1e-5:  # NaN fails too
                 failures.append(f"{case['name']}.{name}: max abs error {error:.6g}")
-    assert not failures, f"{backend}, {len(failures)} failed: " + "; ".join(failures)
+    known = KERAS_JAX_DIFFERS if backend == "jax" else set()
+    assert {failure.split(":")[0] for failure in failures} == known, (
+        f"{backend}: " + "; ".join(failures))
+    assert all(" max abs error " in failure for failure in failures)  # numbers, not a crash
 
 
 def _stateful(case: dict) -> bool:

@@ -319,8 +319,10 @@ def test_a_backend_not_installed_is_refused_with_its_extra(make_cfg, monkeypatch
     from runner.validate import validate
 
     found = importlib.util.find_spec
+    installed = {"jax": found("json"), "torch": None}  # as if only JAX were installed
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == "torch" else found(name, *args))
+                        lambda name, *args: installed[name] if name in installed
+                        else found(name, *args))
     with pytest.raises(ConfigError) as refused:
         validate(make_cfg("backend=torch"))
     assert str(refused.value) == ("backend: torch is not installed here; pip install "
