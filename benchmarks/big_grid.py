@@ -160,7 +160,7 @@ def finished_sweep(cells: int, directory: Path, template: dict) -> str:
     from mlflow.entities import Metric, Param
 
     from hydra_plugins.runner_sweeper.composing import CellChecker, split_arguments
-    from hydra_plugins.runner_sweeper.grid_sweeper import _config_digest
+    from hydra_plugins.runner_sweeper.composing import config_digest
     from runner.composition import GridComposer
     from runner.identity import cell_key
     from runner.recording.requests import Tracking
@@ -179,7 +179,7 @@ def finished_sweep(cells: int, directory: Path, template: dict) -> str:
         parsed = OverridesParser.create(config_loader=loader).parse_overrides(
             [*arguments, *TINY])
         [cells_] = split_arguments(parsed, None)
-        checker = CellChecker(GridComposer(loader, master), _config_digest)
+        checker = CellChecker(GridComposer(loader, master), config_digest)
         digests = [checker.outcome(cell)[1] for cell in cells_]
     uri = f"sqlite:///{directory}/outputs/mlflow.db"
     store = SweepStore(Tracking.from_config({"uri": uri, "experiment": "rnn-shapes"}),
