@@ -52,7 +52,7 @@ compat: $(COMPAT:%=%/.installed)  ## the fast tier on Python 3.12, 3.13 and the 
 	done; \
 	if [ -n "$$failed" ]; then echo "make compat: the fast tier failed in$$failed"; exit 1; fi
 
-bench: $(VENV)/.installed  ## the runner beside bare Keras (about 10 minutes)
+bench: $(VENV)/.installed  ## the runner beside bare Keras (about 15 minutes)
 	$(PY) benchmarks/run.py --repeats 3
 
 ui: $(VENV)/.installed  ## the MLflow UI over the embedded store, on 127.0.0.1 only

@@ -1,7 +1,8 @@
 """A bare Keras timing loop: one LSTM stack, its first call, then warm predict_on_batch calls.
 
-    python benchmarks/bare_timing.py --units 64 --batch 128 --timesteps 200 --features 16
-Prints one JSON line: the first call's seconds and the median of the timed calls.
+    KERAS_BACKEND=jax python benchmarks/bare_timing.py --units 64 --batch 128 --timesteps 200
+Keras's backend is KERAS_BACKEND's, as Keras reads it at its import. Prints one JSON line: the
+backend, the first call's seconds and the median of the timed calls.
 """
 
 import argparse
@@ -33,7 +34,8 @@ def main() -> None:
         start = time.perf_counter()
         model.predict_on_batch(x)
         seconds.append(time.perf_counter() - start)
-    print(json.dumps({"first": first, "median": statistics.median(seconds)}))
+    print(json.dumps({"backend": keras.backend.backend(), "first": first,
+                      "median": statistics.median(seconds)}))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ FULL = {
     "memory": (50, 10),
     "timing": {"units": 64, "batch": 256, "timesteps": 400, "features": 16},
 }
-# The timing pair's timed calls, each side: more than a run's default 5, so that the two
+# The timing pairs' timed calls, each side: more than a run's default 5, so that the two
 # medians are steady enough to compare on a shared machine
 TIMED_CALLS = 25
 SMOKE = {
@@ -44,8 +44,9 @@ from runner.recording.store import Store
 Store(Tracking.from_config({"uri": None, "experiment": "rnn-shapes", "artifact_root": None}),
       os.getpid())
 """
+BACKENDS = ("tensorflow", "jax", "torch")
 TARGETS = {"notebook": 1.05, "grid": 1.10, "large": 1.05, "large.rss": 1.10, "startup": 1.5,
-           "memory": 1.10, "timing": 1.10}
+           "memory": 1.10, **{f"timing.{backend}": 1.10 for backend in BACKENDS}}
 
 
 def measure(command: list, cwd: str, env: dict) -> tuple:
@@ -72,7 +73,7 @@ def grid_overrides(models: str, sequences: str, units: str, timesteps: str) -> l
             f"data.timesteps={timesteps}", "timing.repeats=0", "timing.warmup=0"]
 
 
-def pairs(sizes: dict, tmp: str) -> dict:
+def pairs(sizes: dict) -> dict:
     """name -> (A command(s), B command(s), how to turn one repeat's results into figures)."""
     big, small = sizes["grid"]
     large = sizes["large"]
@@ -115,19 +116,6 @@ def pairs(sizes: dict, tmp: str) -> dict:
             "runner": [runner("--cfg", "job"), runner("--help")],
             "what": "`--cfg job`, runner vs a minimal @hydra.main app",
         },
-        "timing": {
-            "bare": [[PYTHON, str(HERE / "bare_timing.py"), f"--repeats={TIMED_CALLS}",
-                      *(f"--{k}={v}" for k, v in sizes["timing"].items())]],
-            "runner": [runner("model=lstm", "model.units={units}".format(**sizes["timing"]),
-                              "data.batch_size={batch}".format(**sizes["timing"]),
-                              "data.timesteps={timesteps}".format(**sizes["timing"]),
-                              "data.features={features}".format(**sizes["timing"]),
-                              f"timing.repeats={TIMED_CALLS}")],
-            "what": "a warm call's median seconds, LSTM {units} units, batch {batch}, timesteps "
-                    "{timesteps}, features {features}, {calls} timed calls each side: a bare loop "
-                    "vs the runner's recorded predict.median_seconds".format(
-                        calls=TIMED_CALLS, **sizes["timing"]),
-        },
         "memory": {
             "bare": [[PYTHON, str(HERE / "bare_grid.py"), "lstm", "false", "3", "30",
                       "--repeat", str(jobs)]],
@@ -135,6 +123,27 @@ def pairs(sizes: dict, tmp: str) -> dict:
             "jobs": (jobs, early),
             "what": f"RSS at job {jobs} / RSS at job {early}, {jobs} jobs in one process",
         },
+        **{f"timing.{backend}": timing_pair(backend, sizes["timing"]) for backend in BACKENDS},
+    }
+
+
+def timing_pair(backend: str, timing: dict) -> dict:
+    """The runner's recorded predict.median_seconds on `backend` beside a bare loop of warm
+    predict_on_batch calls whose Keras has that backend (KERAS_BACKEND)."""
+    return {
+        "bare": [[PYTHON, str(HERE / "bare_timing.py"), f"--repeats={TIMED_CALLS}",
+                  *(f"--{k}={v}" for k, v in timing.items())]],
+        "runner": [runner(f"backend={backend}", "model=lstm",
+                          "model.units={units}".format(**timing),
+                          "data.batch_size={batch}".format(**timing),
+                          "data.timesteps={timesteps}".format(**timing),
+                          "data.features={features}".format(**timing),
+                          f"timing.repeats={TIMED_CALLS}")],
+        "backend": backend,
+        "what": "a warm call's median seconds on {backend}, LSTM {units} units, batch {batch}, "
+                "timesteps {timesteps}, features {features}, {calls} timed calls each side: a bare "
+                "loop vs the runner's recorded predict.median_seconds".format(
+                    backend=backend, calls=TIMED_CALLS, **timing),
     }
 
 
@@ -175,9 +184,21 @@ def runner_metric(uri: str, after: float, metric: str) -> float:
     return value
 
 
+def runner_param(uri: str, after: float, key: str) -> str:
+    """A param of the one run the runner recorded since `after` (see `runner_metric`)."""
+    import sqlite3
+
+    with sqlite3.connect(uri[len("sqlite:///"):]) as store:
+        [(value,)] = store.execute(
+            "select value from params join runs using (run_uuid) "
+            "where runs.start_time > ? and key = ?", (int(after * 1000), key)).fetchall()
+    return value
+
+
 def one_repeat(name: str, pair: dict, tmp: str, env: dict, uri: str) -> dict:
     """A then B, each command once; the figures of this repeat."""
-    bare = [measure(command, tmp, env) for command in pair["bare"]]
+    bare_env = {**env, "KERAS_BACKEND": pair.get("backend", "tensorflow")}  # the runner's default
+    bare = [measure(command, tmp, bare_env) for command in pair["bare"]]
     started = time.time()
     ours = [measure(command, tmp, env) for command in pair["runner"]]
     if name == "grid":
@@ -191,8 +212,12 @@ def one_repeat(name: str, pair: dict, tmp: str, env: dict, uri: str) -> dict:
     if name == "startup":
         return {"bare": bare[0][0], "runner": ours[0][0], "bare.help": bare[1][0],
                 "runner.help": ours[1][0]}
-    if name == "timing":
-        return {"bare": json.loads(bare[0][2].splitlines()[-1])["median"],
+    if name.startswith("timing."):
+        measured = json.loads(bare[0][2].splitlines()[-1])
+        ran_on = {"bare": measured["backend"], "runner": runner_param(uri, started, "backend")}
+        if set(ran_on.values()) != {pair["backend"]}:
+            raise RuntimeError(f"{name}: the two sides ran on {ran_on}")
+        return {"bare": measured["median"],
                 "runner": runner_metric(uri, started, "predict.median_seconds")}
     if name == "memory":
         jobs, early = pair["jobs"]
@@ -208,18 +233,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
-    parser.add_argument("--only", default="notebook,grid,large,startup,memory,timing")
+    parser.add_argument("--only", help="the pairs to run, comma-separated (default: every pair)")
     parser.add_argument("--json", help="also write the medians here")
     args = parser.parse_args()
-    sizes = SMOKE if args.smoke else FULL
+    every = pairs(SMOKE if args.smoke else FULL)
+    only = args.only.split(",") if args.only else list(every)
+    unknown = [name for name in only if name not in every]
+    if unknown:
+        parser.error(f"--only: no pair named {', '.join(unknown)} (the pairs: {', '.join(every)})")
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"sqlite:///{tmp}/mlflow.db"
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env.pop("KERAS_BACKEND", None)  # the runner's side takes its backend from its config
         subprocess.run([PYTHON, "-c", CREATE_STORE], env=env, cwd=tmp, check=True,
                        capture_output=True)  # the store, once, before anything is timed
         results = {}
-        for name, pair in pairs(sizes, tmp).items():
-            if name not in args.only.split(","):
+        for name, pair in every.items():
+            if name not in only:
                 continue
             repeats = [one_repeat(name, pair, tmp, env, uri) for _ in range(args.repeats)]
             medians = {key: statistics.median(r[key] for r in repeats) for key in repeats[0]}
@@ -235,7 +265,8 @@ def table(results: dict, repeats: int) -> str:
 
     lines = [f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}, TensorFlow {version('tensorflow')}, "
-             f"Keras {version('keras')}, MLflow {version('mlflow')}; medians of {repeats}",
+             f"Keras {version('keras')}, JAX {version('jax')}, PyTorch {version('torch')}, "
+             f"MLflow {version('mlflow')}; medians of {repeats}",
              "",
              "| pair | bare | runner | runner / bare | target |",
              "|---|---|---|---|---|"]

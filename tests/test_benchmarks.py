@@ -21,7 +21,7 @@ def test_benchmark_smoke_run_prints_every_pair(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     for row in ("| notebook:", "| grid:", "| large:", "| large: peak RSS", "| startup:",
-                "| memory:", "| timing:"):
+                "| memory:", "| timing.tensorflow:", "| timing.jax:", "| timing.torch:"):
         assert row in result.stdout
     assert (tmp_path / "results.json").exists()
 
