@@ -35,7 +35,7 @@ def _expected_tags(backend: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", "torch"])  # TensorFlow's: tests/test_cli.py
 def test_a_job_on_each_backend_records_that_backends_devices(backend, tmp_path):
     """The GPUs hidden (CUDA_VISIBLE_DEVICES empty), so every machine gives the CPU's tags."""
     probe = probe_backend(tmp_path, backend, CUDA_VISIBLE_DEVICES="")
