@@ -27,9 +27,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 # The longest modules, as `pytest --durations=0` on two workers measured them
 # (all tests of a module together): real servers stopped and started, sweeps, benchmark smoke
 # runs; the last two are a single long test each
-LONGEST = ("test_team_server.py", "test_outage.py", "test_backends.py", "test_benchmarks.py",
-           "test_faults.py",
-           "test_first_hour.py", "test_launchers.py", "test_resume.py", "test_ui.py",
+LONGEST = ("test_benchmarks.py", "test_team_server.py", "test_outage.py", "test_backends.py",
+           "test_faults.py", "test_first_hour.py", "test_launchers.py", "test_resume.py", "test_ui.py",
            "test_wheel.py")
 
 

@@ -1,17 +1,11 @@
 """Weights drawn in NumPy from the seed (runner/weights.py): the same whatever Keras drew, near
-Keras's own defaults, and on TensorFlow, JAX and PyTorch the same numbers giving the same
-predictions, each checked against the NumPy reference."""
-
-import pickle
-import subprocess
-import sys
+Keras's own defaults. On TensorFlow, JAX and PyTorch the same numbers give the same
+predictions: tests/test_backends.py."""
 
 import numpy as np
 import pytest
 
-from helpers import ROOT, runner_env
 from runner.shapes import plan_stack
-from runner.validate import validate
 from runner.weights import draw_weights
 
 # Every layer of the allowlist that holds trainable weights, each kind of weight among them
@@ -125,92 +119,3 @@ def test_mixed_precision_keeps_float32_variables_set_to_the_drawn_numbers(precis
 
 # The notebook's cells with both flags off and both on, Bidirectional's two outputs, and a guide
 # model whose Embedding masks the padding at the rows' ends
-CELLS = [[f"model={model}", f"return_sequences={flag}", f"return_state={flag}"]
-         for model in ("simple_rnn", "lstm", "gru", "bilstm", "lambda_lstm")
-         for flag in ("false", "true")]
-CELLS += [["model=bilstm", "merge_mode=none", "return_sequences=true", "return_state=true"],
-          ["model=guide_embedding_lstm", "model.layers.0.mask_zero=true", "data.padding=0.5",
-           "return_sequences=true"]]
-BACKENDS = ("tensorflow", "jax", "torch")
-
-# One backend's process: every job built and predicted as runner.experiment does it, its
-# drawn weights and predictions written to one .npz
-PREDICT = """
-import pickle, sys
-import numpy as np
-from runner.data import make_inputs
-from runner.experiment import predict
-from runner.model import build_model
-from runner.session import fresh_session
-from runner.weights import draw_weights
-
-with open(sys.argv[1], "rb") as file:
-    specs = pickle.load(file)
-arrays = {}
-for job, spec in enumerate(specs):
-    fresh_session(spec.seed, False, spec.config["precision"])  # no GPU: TensorFlow stays out
-    batches = make_inputs(spec.expected, spec.config["data"], spec.seed)
-    model, built = build_model(spec.layers, spec.plan, spec.name)
-    draw_weights(built, spec.layers, spec.seed)
-    for index, layer in built.items():
-        for position, weight in enumerate(layer.get_weights()):
-            arrays[f"{job}/weight/{index}/{position}"] = weight
-    for number, batch in enumerate(batches):
-        for name, array in predict(model, batch)[0].items():
-            arrays[f"{job}/output/{number}/{name}"] = array
-np.savez(sys.argv[2], **arrays)
-"""
-
-
-def _job(arrays: dict, job: int) -> tuple:
-    """({layer index: its weights}, [{output name: array} for each batch]) of one job, from
-    the keys PREDICT writes: `job/weight/index/position` and `job/output/batch/name`."""
-    weights, outputs = {}, {}
-    for key, array in arrays.items():
-        number, kind, at, name = key.split("/")
-        if int(number) == job and kind == "weight":
-            weights.setdefault(int(at), []).append(array)  # written in the layer's order
-        elif int(number) == job:
-            outputs.setdefault(int(at), {})[name] = array
-    return weights, [outputs[batch] for batch in sorted(outputs)]
-
-
-@pytest.mark.slow
-def test_every_backend_predicts_the_same_numbers_as_the_reference(make_cfg, tmp_path):
-    from runner.data import make_inputs
-    from runner.reference import max_abs_err, reference_outputs
-
-    specs = [validate(make_cfg(*cell)) for cell in CELLS]
-    (tmp_path / "specs.pkl").write_bytes(pickle.dumps(specs))
-    processes = {backend: subprocess.Popen(
-        [sys.executable, "-c", PREDICT, tmp_path / "specs.pkl", tmp_path / f"{backend}.npz"],
-        cwd=ROOT, env=runner_env(KERAS_BACKEND=backend), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True) for backend in BACKENDS}
-    for backend, process in processes.items():
-        said = process.communicate(timeout=300)[0]
-        assert process.returncode == 0, f"{backend}:\n{said[-3000:]}"
-    arrays = {}
-    for backend in BACKENDS:
-        with np.load(tmp_path / f"{backend}.npz") as npz:
-            arrays[backend] = dict(npz)
-    # JAX returns a dict of outputs with its keys sorted, the others in the model's order
-    assert sorted(arrays["jax"]) == sorted(arrays["torch"]) == sorted(arrays["tensorflow"])
-    for job, (cell, spec) in enumerate(zip(CELLS, specs)):
-        label = " ".join(cell)
-        weights, outputs = _job(arrays["tensorflow"], job)
-        batches = make_inputs(spec.expected, spec.config["data"], spec.seed)
-        reference = reference_outputs(spec.layers, spec.plan,
-                                      {plan.index: weights.get(plan.index, [])
-                                       for plan in spec.plan.layers}, batches)
-        for backend in BACKENDS:
-            drawn, predicted = _job(arrays[backend], job)
-            for index in weights:  # drawn bit for bit alike
-                for want, got in zip(weights[index], drawn[index]):
-                    np.testing.assert_array_equal(got, want, err_msg=f"{label}: {backend}")
-            for want, got in zip(outputs, predicted):  # predicted within float32's error
-                assert {n: a.shape for n, a in got.items()} == spec.expected.outputs, label
-                for name in want:
-                    np.testing.assert_allclose(got[name], want[name], atol=1e-5, rtol=0,
-                                               err_msg=f"{label}: {backend} {name}")
-            error = max(max_abs_err(got, want) for got, want in zip(predicted, reference))
-            assert error <= spec.config["tolerance"], (label, backend, error)
