@@ -114,7 +114,7 @@ def test_a_knob_the_stack_does_not_take_is_said_and_recorded(run_cli, client):
 
 @pytest.mark.slow
 def test_in_a_grid_across_stacks_every_cell_says_which_knobs_it_ignored(run_cli, client):
-    """The README's grid: a knob typed is named where the stack does not take it, even at
+    """docs/running.md's grid: a knob typed is named where the stack does not take it, even at
     its default value; the stack that takes it says nothing."""
     result = run_cli("-m", "model=lstm,bilstm", "merge_mode=concat,sum")
     assert result.returncode == 0, result.stderr
