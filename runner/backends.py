@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from runner.console import quiet_libraries, tensorflow_logs_read
+from runner.private_names import masked_steps_output_zeros_on_jax
 from runner.stderr_filter import has_nvidia_gpu
 
 NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
@@ -48,8 +49,10 @@ def start_keras(backend: str, verbose: bool, gpu_memory_growth: bool = True) -> 
     prepare(backend, verbose, gpu_memory_growth)
     said = []
     with tensorflow_logs_read(verbose, said):
-        import keras  # noqa: F401
+        import keras
 
+        if keras.backend.backend() == "jax":
+            masked_steps_output_zeros_on_jax()
         gpus = _gpus(backend)
     if gpus or not has_nvidia_gpu():
         return None

@@ -5,7 +5,6 @@ import math
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 

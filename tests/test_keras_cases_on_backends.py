@@ -23,9 +23,9 @@ CASES = json.loads(DATA.read_text())
 # "exception": one line or None}
 CASE_RUNNER = """
 import json, os, sys
-from runner.backends import prepare
+from runner.backends import start_keras
 
-prepare(os.environ["KERAS_BACKEND"], verbose=False)
+start_keras(os.environ["KERAS_BACKEND"], verbose=False)
 import keras
 import numpy as np
 from runner.model import make_layer
@@ -96,18 +96,6 @@ json.dump(results, open(sys.argv[2], "w"))
 """
 
 
-# Keras 3.15 on JAX, a recurrent layer called on its own with an explicit mask and a starting
-# state (initial_state, or a stateful layer's): a masked step before the row's first unmasked
-# step outputs the starting h, where TensorFlow, PyTorch and Keras's own tests give zeros
-# (`keras/src/backend/jax/rnn.py` takes the first state for the previous output). A stack the
-# runner builds (a functional model, the mask from Masking or Embedding, padding at the end)
-# gives the same numbers on JAX as on TensorFlow (tests/test_backends.py). When Keras changes
-# this, this test fails: the case passes, and leaves this list.
-KERAS_JAX_DIFFERS = {"lstm_random_weights_masking_initial_state_go_backwards.output",
-                     "gru_random_weights_masking_initial_state_return_state.output",
-                     "lstm_random_weights_stateful_three_batches_masking.output"}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_kerass_own_cases_give_what_its_tests_expect_on_each_backend(backend, tmp_path):
@@ -135,10 +123,7 @@ def test_kerass_own_cases_give_what_its_tests_expect_on_each_backend(backend, tm
                 failures.append(f"{case['name']}.{name}: not among Keras's outputs")
             elif not error <= 1e-5:  # NaN fails too
                 failures.append(f"{case['name']}.{name}: max abs error {error:.6g}")
-    known = KERAS_JAX_DIFFERS if backend == "jax" else set()
-    assert {failure.split(":")[0] for failure in failures} == known, (
-        f"{backend}: " + "; ".join(failures))
-    assert all(" max abs error " in failure for failure in failures)  # numbers, not a crash
+    assert failures == [], f"{backend}: " + "; ".join(failures)
 
 
 def _stateful(case: dict) -> bool:

@@ -3,12 +3,15 @@ sweeper builds on: each fails here, loudly, if a release changes it."""
 
 import atexit
 import inspect
+import json
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from helpers import CONF, ROOT
+import pytest
+
+from helpers import CONF, ROOT, run_script
 
 
 def test_the_interpreter_exit_sequence_the_cli_repeats_is_there():
@@ -125,3 +128,40 @@ def test_the_package_ships_its_configs_as_runner_conf():
     assert (conf / "config.yaml").is_file() and (conf / "model" / "bilstm.yaml").is_file()
     assert Path(str(conf / "config.yaml")).read_text() == (CONF / "config.yaml").read_text()
     assert sys.modules["runner.conf"].__name__ == "runner.conf"
+
+
+# A masked LSTM on JAX started from h = 0.5, its first step masked: Keras's own loop, then the
+# runner's correction (runner.private_names.masked_steps_output_zeros_on_jax). Prints the first
+# step's output of row 0 both ways, and the second (unmasked) step's difference.
+JAX_LEADING_MASK = """
+import json
+import os
+os.environ["KERAS_BACKEND"] = "jax"
+import keras
+import numpy as np
+from keras.src import backend
+from runner.private_names import masked_steps_output_zeros_on_jax
+
+layer = keras.layers.LSTM(2, return_sequences=True, kernel_initializer="ones",
+                          recurrent_initializer="ones")
+x = keras.ops.ones((1, 3, 2))
+kwargs = {"mask": keras.ops.convert_to_tensor(np.array([[False, True, True]])),
+          "initial_state": [keras.ops.full((1, 2), 0.5), keras.ops.full((1, 2), 0.5)]}
+before = keras.ops.convert_to_numpy(layer(x, **kwargs))
+masked_steps_output_zeros_on_jax()
+masked_steps_output_zeros_on_jax()  # once only
+assert backend.rnn.__wrapped__.__module__ == "keras.src.backend.jax.rnn"
+after = keras.ops.convert_to_numpy(layer(x, **kwargs))
+print(json.dumps([before[0, 0].tolist(), after[0, 0].tolist(),
+                  float(np.abs(after[0, 1:] - before[0, 1:]).max())]))
+"""
+
+
+@pytest.mark.slow
+def test_keras_on_jax_still_outputs_the_starting_state_at_a_leading_masked_step(tmp_path):
+    """When Keras's JAX loop starts its previous output at zeros as TensorFlow's does, this
+    fails: the correction in runner/private_names.py is then to go."""
+    process = run_script(tmp_path, JAX_LEADING_MASK)
+    assert process.returncode == 0, process.stderr[-2000:]
+    before, after, later = json.loads(process.stdout.splitlines()[-1])
+    assert (before, after, later) == ([0.5, 0.5], [0.0, 0.0], 0.0)
