@@ -59,7 +59,6 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     from runner.model import build_model
     from runner.session import fresh_session
     from runner.timing import speed_metrics, time_calls
-    from runner.weights import draw_weights
     import keras
 
     config = spec.config
@@ -68,8 +67,8 @@ def _measure(spec: JobSpec, planned: JobResult) -> JobResult:
     baseline_mb = memory.resident_mb()  # what the estimate is compared with lies above it
     on_gpu = memory.reset_gpu_peak()
     batches = make_inputs(spec.expected, config["data"], spec.seed)
-    model, built = build_model(spec.layers, spec.plan, spec.name)
-    draw_weights(built, spec.layers, spec.seed)  # the same numbers on every Keras backend
+    # the same weights on every Keras backend, drawn from the seed
+    model, built = build_model(spec.layers, spec.plan, spec.name, seed=spec.seed)
     if config["jit_compile"] != "auto":  # True or False (validate.JIT_COMPILE)
         model.compile(jit_compile=config["jit_compile"])
     carried = spec.plan.stateful and keras.backend.backend() == "jax"

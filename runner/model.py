@@ -1,5 +1,7 @@
 """Build a Keras functional model from a model config's layers and the oracle's plan."""
 
+from typing import Optional
+
 import keras
 from hydra.utils import instantiate
 
@@ -7,6 +9,7 @@ from runner.errors import StackError
 from runner.functions import FUNCTIONS
 from runner.shapes import StackPlan
 from runner.shape_rules import FLOWING
+from runner.weights import draw_weights, undrawn
 
 GRAPH_WORDS = ("input", "initial_state")  # the runner's, not Keras's: never passed to a layer
 
@@ -22,15 +25,19 @@ def make_layer(layer_cfg: dict) -> keras.layers.Layer:
     return instantiate(layer_cfg, _convert_="all", **kwargs)
 
 
-def build_model(layers: list, plan: StackPlan, name: str) -> tuple:
-    """(the model, its Keras layers by index): outputs named as the oracle names them."""
+def build_model(layers: list, plan: StackPlan, name: str, seed: Optional[int] = None) -> tuple:
+    """(the model, its Keras layers by index): outputs named as the oracle names them. With a
+    seed, its trainable weights are drawn from it (runner.weights), the layers built with zeros
+    where the config names no initializer: the draw replaces those."""
     inputs = {input_name: keras.Input(shape=shape[1:], batch_size=shape[0], name=input_name,
                                       dtype="int32" if input_name in plan.tokens else "float32")
               for input_name, shape in plan.inputs.items()}
     flowing = dict(inputs)  # what a layer may read: a model input, or `model.layers.N`
     results, built = {}, {}  # index -> its named results; index -> its Keras layer
     for layer_plan in plan.layers:
-        layer = built[layer_plan.index] = make_layer(layers[layer_plan.index])
+        layer_cfg = layers[layer_plan.index]
+        layer = built[layer_plan.index] = make_layer(
+            layer_cfg if seed is None else undrawn(layer_cfg))
         kwargs = {}
         if layer_plan.initial_state is not None:
             start = results[layer_plan.initial_state]
@@ -45,7 +52,10 @@ def build_model(layers: list, plan: StackPlan, name: str) -> tuple:
     outputs = {name: results[plan.last if name in FLOWING else plan.holder][name]
                for name in plan.outputs}  # the last layer's, then the last recurrent's states
     model_inputs = inputs if len(inputs) > 1 else next(iter(inputs.values()))
-    return keras.Model(inputs=model_inputs, outputs=outputs, name=name), built
+    model = keras.Model(inputs=model_inputs, outputs=outputs, name=name)
+    if seed is not None:
+        draw_weights(built, layers, seed)
+    return model, built
 
 
 def layer_outputs(built: dict, plan: StackPlan) -> dict:

@@ -14,6 +14,7 @@ ARTIFACTS = ["config.yaml", "device.json", "model_summary.txt", "output_over_tim
              "predictions.npz", "shapes.json"]
 
 
+@pytest.mark.fresh_store
 @pytest.mark.slow
 def test_one_bilstm_run_is_recorded_whole(run_cli, client, tmp_path, make_cfg):
     from runner.identity import config_sha256

@@ -30,20 +30,7 @@ import keras
 import numpy as np
 from runner.model import make_layer
 from runner.shapes import plan_stack
-
-RECURRENT = ("SimpleRNN", "LSTM", "GRU", "SimpleRNNCell", "LSTMCell", "GRUCell")
-ZEROS = {"kernel_initializer": "zeros", "recurrent_initializer": "zeros",
-         "bias_initializer": "zeros"}
-
-
-def without_draws(config):
-    '''The config with zeros for initializers: set_weights replaces what they give, and on JAX
-    each random or orthogonal draw compiles (about a second a layer on 2 cores).'''
-    if isinstance(config, list):
-        return [without_draws(item) for item in config]
-    config = {key: without_draws(value) if key in ("layer", "cell") else value
-              for key, value in config.items()}
-    return {**config, **ZEROS} if config["_target_"].rsplit(".", 1)[1] in RECURRENT else config
+from runner.weights import undrawn
 
 
 def tensor(values, dtype="float32"):
@@ -58,7 +45,7 @@ def run_case(case):
         batches)
     plan = plan_stack([config], np.shape(batches[0]))
     names = list(plan.layers[0].outputs)
-    layer = make_layer(without_draws(config))
+    layer = make_layer(undrawn(config))  # set_weights gives its weights
     layer.build(np.shape(batches[0]))
     layer.set_weights([np.asarray(w, "float32") for w in case["weights"]])
     result = {"shapes": {}, "errors": {}, "exception": None}

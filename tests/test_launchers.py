@@ -12,6 +12,7 @@ from helpers import CONF, check_children
 pytestmark = pytest.mark.slow  # subprocesses and servers: in `make test`, not `make check`
 
 
+@pytest.mark.fresh_store
 def test_joblib_runs_eight_jobs_on_four_workers_under_one_parent(run_cli, client, tmp_path):
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # a fresh store, made before launch
     result = run_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4",

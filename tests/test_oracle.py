@@ -137,7 +137,6 @@ def _agree(layers, inputs, padding, seed, batches=1, fixed=False, tolerance=1e-5
     from runner.data import make_inputs
     from runner.experiment import check_outputs, predict
     from runner.model import build_model
-    from runner.weights import draw_weights
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
@@ -153,8 +152,7 @@ def _agree(layers, inputs, padding, seed, batches=1, fixed=False, tolerance=1e-5
     spec = JobSpec("random", "random", {}, layers, inputs, plan, expected)
     data = {"batches": batches, "scale": 1.0, "padding": padding}
     batch_list = make_inputs(expected, data, seed)
-    model, built = build_model(layers, plan, "random")
-    draw_weights(built, layers, seed)  # as a run draws them: biases and beta not zero
+    model, built = build_model(layers, plan, "random", seed=seed)  # as a run draws them
     predictions = [predict(model, batch)[0] for batch in batch_list]
     checks = check_outputs(spec, model, built, batch_list, predictions)
     assert checks["problems"] == []

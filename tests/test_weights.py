@@ -99,6 +99,33 @@ def test_a_weight_whose_initializer_the_config_names_keeps_it():
     assert np.all(bias != 0)  # the others drawn
 
 
+def test_a_model_built_with_its_seed_holds_the_drawn_weights_and_the_named_initializers():
+    """build_model(seed=) builds with zeros where the draw replaces Keras's initializers: the
+    same weights as Keras's initializers drawn over, and a named initializer kept."""
+    from runner.model import build_model
+    from runner.session import fresh_session
+    from runner.weights import undrawn
+
+    layers = [*EVERY_WEIGHT[:3], {**EVERY_WEIGHT[3], "cell": [
+        {**EVERY_WEIGHT[3]["cell"][0], "bias_initializer": "ones"}, EVERY_WEIGHT[3]["cell"][1]]},
+        *EVERY_WEIGHT[4:]]
+    over = _built(layers, keras_seed=0)
+    draw_weights(over, layers, seed=7)
+    fresh_session(0, False, "float32")
+    _, seeded = build_model(layers, plan_stack(layers, (2, 6)), "weights", seed=7)
+    drawn, built = _weights(over), _weights(seeded)
+    assert list(drawn) == list(built)
+    for path in drawn:
+        np.testing.assert_array_equal(drawn[path], built[path], err_msg=path)
+    np.testing.assert_array_equal(built["3/stacked_rnn_cells/lstm_cell/bias"], 1.0)
+    assert undrawn(layers[3])["cell"][0]["bias_initializer"] == "ones"
+    assert undrawn(layers[3])["cell"][1]["recurrent_initializer"] == "zeros"
+    assert undrawn(layers[2])["layer"]["kernel_initializer"] == "zeros"
+    assert undrawn(layers[4])["beta_initializer"] == "zeros"
+    assert "moving_mean_initializer" not in undrawn(layers[4])  # not drawn: Keras's constant
+    assert undrawn({"_target_": "keras.layers.Masking"}) == {"_target_": "keras.layers.Masking"}
+
+
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_keeps_float32_variables_set_to_the_drawn_numbers(precision):
     import keras
