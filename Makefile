@@ -12,7 +12,7 @@ XDIST := -n $(WORKERS) --dist worksteal
 # `make compat`: the fast tier in each; the lowest one holds constraints/lowest.txt (Python 3.11)
 COMPAT := .venv-py3.12 .venv-py3.13 .venv-lowest
 
-.PHONY: run check test compat ui bench
+.PHONY: run check test bench-smoke compat ui bench
 
 # A fresh machine needs only Python 3.11: the venv and the dependencies are made here.
 $(VENV)/.installed: pyproject.toml
@@ -40,8 +40,11 @@ run: $(VENV)/.installed  ## the notebook's 8 cells as one sweep, recorded in out
 check: $(VENV)/.installed  ## the fast tier: unit and in-process tests, a few CLI stories (about 70 s)
 	$(FAST) $(PY) -m pytest -q $(XDIST) -m "not slow" tests
 
-test: $(VENV)/.installed  ## everything: real servers, launchers, a browser, faults
-	$(PY) -m pytest -q $(XDIST) tests
+test: $(VENV)/.installed  ## everything but the benchmarks: real servers, launchers, a browser, faults
+	$(PY) -m pytest -q $(XDIST) -m "not bench" tests
+
+bench-smoke: $(VENV)/.installed  ## each benchmark once at tiny sizes, so none rots (about 2 minutes)
+	$(PY) -m pytest -q $(XDIST) -m bench tests
 
 compat: $(COMPAT:%=%/.installed)  ## the fast tier on Python 3.12, 3.13 and the lowest declared versions
 	@failed=; for venv in $(COMPAT); do \

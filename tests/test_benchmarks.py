@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 
-pytestmark = pytest.mark.slow  # the benchmark in a subprocess: in `make test` only
+# each benchmark in a subprocess: `make bench-smoke` (CI runs it beside `make test`)
+pytestmark = [pytest.mark.slow, pytest.mark.bench]
 
 ROOT = Path(__file__).resolve().parents[1]
 

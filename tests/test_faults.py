@@ -20,13 +20,13 @@ import runner.model as model
 
 real = model.build_model
 
-def build_model(layers, plan, name):
+def build_model(layers, plan, name, seed=None):
     units = layers[0].get("units")
     if units == 7:
         raise RuntimeError("injected fault in build_model")
     if units == 9:
         sys.exit(3)
-    return real(layers, plan, name)
+    return real(layers, plan, name, seed)
 
 model.build_model = build_model
 sys.argv = ["runner", *sys.argv[1:]]
