@@ -43,7 +43,7 @@ check: $(VENV)/.installed  ## the fast tier: unit and in-process tests, a few CL
 test: $(VENV)/.installed  ## everything but the benchmarks: real servers, launchers, a browser, faults
 	$(PY) -m pytest -q $(XDIST) -m "not bench" tests
 
-bench-smoke: $(VENV)/.installed  ## each benchmark once at tiny sizes, so none rots (about 2 minutes)
+bench-smoke: $(VENV)/.installed  ## each benchmark once at tiny sizes, so none rots (about 3 minutes)
 	$(PY) -m pytest -q $(XDIST) -m bench tests
 
 compat: $(COMPAT:%=%/.installed)  ## the fast tier on Python 3.12, 3.13 and the lowest declared versions
