@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from runner.console import quiet_libraries, tensorflow_logs_read
+from runner.device import gpu_count
 from runner.private_names import masked_steps_output_zeros_on_jax
 from runner.stderr_filter import has_nvidia_gpu
 
@@ -53,7 +54,7 @@ def start_keras(backend: str, verbose: bool, gpu_memory_growth: bool = True) -> 
 
         if keras.backend.backend() == "jax":
             masked_steps_output_zeros_on_jax()
-        gpus = _gpus(backend)
+        gpus = gpu_count(backend)
     if gpus or not has_nvidia_gpu():
         return None
     why = "; ".join(said[-3:]) or "it said nothing"
@@ -62,21 +63,6 @@ def start_keras(backend: str, verbose: bool, gpu_memory_growth: bool = True) -> 
                "torch": "install PyTorch's CUDA build (docs/scaling.md)"}[backend]
     return (f"device: this machine has an NVIDIA GPU but {NAMES[backend]} found none ({why}); "
             f"{install}, or set CUDA_VISIBLE_DEVICES= to run on the CPU")
-
-
-def _gpus(backend: str) -> int:
-    """How many GPUs the backend sees."""
-    if backend == "jax":
-        import jax
-
-        return sum(device.platform == "gpu" for device in jax.devices())
-    if backend == "torch":
-        import torch
-
-        return torch.cuda.device_count()
-    import tensorflow as tf
-
-    return len(tf.config.list_physical_devices("GPU"))
 
 
 def runs_here(backend: str) -> bool:

@@ -17,6 +17,21 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def gpu_count(backend: str) -> int:
+    """How many GPUs the backend sees (whether a job can use the NVIDIA GPU this machine has)."""
+    if backend == "jax":
+        import jax
+
+        return sum(device.platform == "gpu" for device in jax.devices())
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.device_count()
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
 @functools.lru_cache(maxsize=None)
 def _describe_device(backend: str) -> tuple:
     return tuple(_device_tags(backend).items())

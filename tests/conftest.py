@@ -25,11 +25,11 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "test"))
 
 
 # The longest modules, as `pytest --durations=0` on two workers measured them
-# (all tests of a module together): real servers stopped and started, sweeps, benchmark smoke
-# runs; the last two are a single long test each
+# (all tests of a module together): benchmark smoke runs (`make bench-smoke`), real servers
+# stopped and started, sweeps; the last two are a single long test each
 LONGEST = ("test_benchmarks.py", "test_team_server.py", "test_outage.py", "test_backends.py",
-           "test_faults.py", "test_first_hour.py", "test_launchers.py", "test_resume.py", "test_ui.py",
-           "test_wheel.py")
+           "test_faults.py", "test_first_hour.py", "test_launchers.py", "test_resume.py",
+           "test_ui.py", "test_wheel.py")
 
 
 def pytest_collection_modifyitems(items):
@@ -115,7 +115,7 @@ def _empty_store(tmp_path_factory):
 @pytest.fixture
 def made_store(_empty_store, tmp_path, store_uri):
     """The project's default store under tmp_path, there already (a copy of an empty one): for
-    a test that opens it in-process, and for the CLI (run_cli) unless marked `fresh_store`."""
+    a test that opens it in-process, and for run_cli in a test that reads the store back."""
     import shutil
 
     (tmp_path / "outputs").mkdir()

@@ -143,6 +143,3 @@ def test_mixed_precision_keeps_float32_variables_set_to_the_drawn_numbers(precis
     for path in want:
         np.testing.assert_array_equal(got[path], want[path], err_msg=path)
 
-
-# The notebook's cells with both flags off and both on, Bidirectional's two outputs, and a guide
-# model whose Embedding masks the padding at the rows' ends
